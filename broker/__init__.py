@@ -1,0 +1,1 @@
+"""The broker: partition logs in RocksDB, produce/fetch, replication, group coordination."""

@@ -1,0 +1,639 @@
+"""One partition's replicated log on top of the broker's RocksDB store.
+
+Every RecordBatch is stored whole, as one value under ``log`` key = partition key +
+base offset, exactly as the producer encoded it except for the base offset and
+partition leader epoch the broker writes into the header (fields the CRC does not
+cover). Appends and fetches never decode records.
+
+Per partition, the other column families hold:
+
+- ``index``: one empty-valued key ``pkey + max timestamp (8) + base offset (8)`` for
+  every batch that raises the partition's running maximum timestamp. Keys therefore
+  ascend in timestamp *and* offset, so ListOffsets-by-time is one seek (the first key
+  at or after the target timestamp names the earliest batch that can hold it) and
+  dropping a prefix of the log is one range delete.
+- ``meta``: ``pkey + b"S" + base offset`` -> segment descriptor, one key per segment;
+  ``pkey + b"H"`` -> high watermark checkpoint; ``pkey + b"E" + epoch`` -> start offset
+  of that leader epoch.
+
+Each append is a single group-committed WriteBatch (batch bytes + index entry +
+active-segment descriptor + new epoch), so whatever a crash leaves behind is a
+consistent prefix and :meth:`PartitionLog.open` needs no repair pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import NamedTuple
+
+from caudal.broker import log_cleaner
+from caudal.broker.storage import (
+    CF_INDEX,
+    CF_LOG,
+    CF_META,
+    DeleteRange,
+    Op,
+    Store,
+    log_key,
+    offset_of_key,
+    partition_key,
+    prefix_end,
+)
+from caudal.common.errors import (
+    InvalidRecordError,
+    MessageTooLargeError,
+    OffsetOutOfRangeError,
+    StorageError,
+    UnknownTopicOrPartitionError,
+)
+from caudal.common.record_batch import BatchHeader, decode_records, parse_header, with_base_offset
+from caudal.common.topic_config import TopicConfig
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+
+HW_CHECKPOINT_INTERVAL_MS = 5_000
+"""The high watermark is written to ``meta`` at most this often (and on ``flush``)."""
+
+_TAG_SEGMENT = b"S"
+_TAG_HW = b"H"
+_TAG_EPOCH = b"E"
+
+_SEGMENT = struct.Struct(">qqqqq")  # end offset, size, max timestamp, created ms, modified ms
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_U32 = struct.Struct(">I")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_LAST_OFFSET_DELTA_POS = 23  # baseOffset 8 + batchLength 4 + leaderEpoch 4 + magic 1 + crc 4 + attributes 2
+
+
+def batch_last_offset(base_offset: int, batch: bytes) -> int:
+    """Last offset covered by a stored batch, read straight from its header bytes."""
+    return base_offset + _LAST_OFFSET_DELTA.unpack_from(batch, _LAST_OFFSET_DELTA_POS)[0]
+
+
+@dataclass(slots=True)
+class Segment:
+    """A contiguous offset range ``[base_offset, end_offset)`` of the log; the last one is active."""
+
+    base_offset: int
+    end_offset: int
+    size_bytes: int = 0
+    max_timestamp: int = -1
+    """Largest batch max timestamp appended (kept through compaction and truncation)."""
+    created_ms: int = -1
+    """Clock time of the first append (-1 while empty): ``segment.ms`` counts from here."""
+    modified_ms: int = -1
+    """Clock time of the last append: retention's age when no record carries a timestamp."""
+
+    def encode(self) -> bytes:
+        return _SEGMENT.pack(self.end_offset, self.size_bytes, self.max_timestamp, self.created_ms, self.modified_ms)
+
+    @property
+    def retention_timestamp(self) -> int:
+        return self.max_timestamp if self.max_timestamp >= 0 else self.modified_ms
+
+
+class AppendResult(NamedTuple):
+    """Where an append landed; ``log_append_time`` is -1 (CreateTime)."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time: int
+    log_start_offset: int
+
+
+class PartitionLog:
+    """The log of one partition replica: append, read, ListOffsets, retention, compaction.
+
+    Owned by the broker's asyncio loop; not thread-safe. Offsets are assigned
+    synchronously when ``append`` is called, so concurrent appends on the loop get
+    contiguous, ordered offsets; ``log_end_offset`` moves at assignment and
+    ``durable_end_offset`` follows, in order, as group commits complete. Maintenance
+    (``enforce_retention``, ``compact``, ``delete``) updates the in-memory state at
+    once and queues its writes behind any in-flight appends, so RocksDB sees every
+    mutation in call order; ``await flush()`` waits for all of them. Invariants:
+    ``log_start_offset <= high_watermark <= log_end_offset``; segments are
+    contiguous and there is always at least one (the active, last one).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        topic_id: bytes,
+        partition: int,
+        config: TopicConfig,
+        clock: Clock,
+        segments: list[Segment],
+        high_watermark: int,
+        epochs: list[tuple[int, int]],
+    ) -> None:
+        self.config = config
+        self.topic_id = topic_id
+        self.partition = partition
+        self._store = store
+        self._clock = clock
+        self._pkey = partition_key(topic_id, partition)
+        self._pkey_end = prefix_end(self._pkey)
+        self._segments = segments
+        self._leo = segments[-1].end_offset
+        self._durable_end = self._leo
+        self._hw = min(max(high_watermark, segments[0].base_offset), self._leo)
+        self._hw_checkpointed = self._hw
+        self._hw_checkpoint_ms = clock()
+        self._epochs = [e for e, _ in epochs]
+        self._epoch_starts = [s for _, s in epochs]
+        self._max_timestamp = max(s.max_timestamp for s in segments)
+        self._failed: StorageError | None = None
+        self._deleted = False
+
+    @classmethod
+    def open(cls, store: Store, topic_id: bytes, partition: int, config: TopicConfig, clock: Clock) -> "PartitionLog":
+        """Load (or create) the partition's log from ``store``, as a crash left it."""
+        pkey = partition_key(topic_id, partition)
+        segments = []
+        for key, value in store.items(CF_META, pkey + _TAG_SEGMENT, prefix_end(pkey + _TAG_SEGMENT)):
+            segments.append(Segment(offset_of_key(key), *_SEGMENT.unpack(value)))
+        for prev, seg in zip(segments, segments[1:]):
+            if seg.base_offset != prev.end_offset:
+                raise StorageError(
+                    f"segment table of partition {topic_id.hex()}-{partition} is not contiguous: "
+                    f"[{prev.base_offset}, {prev.end_offset}) then [{seg.base_offset}, {seg.end_offset})"
+                )
+        if not segments:
+            segments = [Segment(0, 0)]
+        raw_hw = store.get(CF_META, pkey + _TAG_HW)
+        epochs = [
+            (_U32.unpack_from(key, len(key) - 4)[0], _I64.unpack(value)[0])
+            for key, value in store.items(CF_META, pkey + _TAG_EPOCH, prefix_end(pkey + _TAG_EPOCH))
+        ]
+        plog = cls(store, topic_id, partition, config, clock, segments, _I64.unpack(raw_hw)[0] if raw_hw else 0, epochs)
+        log.debug(
+            "event=log_opened partition=%s log_start=%d leo=%d hw=%d segments=%d",
+            plog.name, plog.log_start_offset, plog.log_end_offset, plog.high_watermark, len(segments),
+        )
+        return plog
+
+    # ---- state ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic_id.hex()}-{self.partition}"
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._segments[0].base_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        """The next offset to assign (moves when an append is accepted)."""
+        return self._leo
+
+    @property
+    def durable_end_offset(self) -> int:
+        """End of the prefix written to RocksDB (fsynced when the topic syncs writes)."""
+        return self._durable_end
+
+    @property
+    def high_watermark(self) -> int:
+        return self._hw
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size_bytes for s in self._segments)
+
+    @property
+    def segments(self) -> list[Segment]:
+        """Copies of the segment descriptors, oldest first (the last is active)."""
+        return [replace(s) for s in self._segments]
+
+    @property
+    def latest_epoch(self) -> int:
+        """Most recent leader epoch seen in the log, -1 if none."""
+        return self._epochs[-1] if self._epochs else -1
+
+    def update_high_watermark(self, offset: int) -> int:
+        """Set the HW (owned by the replica layer), clamped into [log start, log end] as Kafka does.
+
+        Returns the value set. Checkpointed to ``meta`` at most every
+        HW_CHECKPOINT_INTERVAL_MS (a recovered HW may lag; it never runs ahead).
+        """
+        self._hw = min(max(offset, self.log_start_offset), self._leo)
+        now = self._clock()
+        if self._hw != self._hw_checkpointed and now - self._hw_checkpoint_ms >= HW_CHECKPOINT_INTERVAL_MS:
+            self._checkpoint_hw(now)
+        return self._hw
+
+    async def flush(self) -> None:
+        """Checkpoint the HW and wait until everything submitted so far is written and synced."""
+        self._check_open()
+        if self._hw != self._hw_checkpointed:
+            self._checkpoint_hw(self._clock())
+        await self._store.commit((), True)
+
+    def _checkpoint_hw(self, now: int) -> None:
+        self._hw_checkpointed = self._hw
+        self._hw_checkpoint_ms = now
+        self._submit([(CF_META, self._pkey + _TAG_HW, _I64.pack(self._hw))], sync=False)
+
+    # ---- append --------------------------------------------------------------
+
+    async def append(self, payload: bytes, headers: list[BatchHeader], leader_epoch: int) -> AppendResult:
+        """Append validated producer batches: assign offsets, write, wait per the flush policy.
+
+        ``headers`` are ``validate_batches(payload)``. Offsets are assigned before the
+        first await; the batches are durable (fsynced when ``log.flush.policy=sync``)
+        when this returns. MESSAGE_TOO_LARGE for a batch above ``max.message.bytes``.
+        """
+        self._check_open()
+        base = self._leo
+        ops = self._stage(payload, headers, leader_epoch)
+        end = self._leo
+        await self._commit_append(ops, end)
+        return AppendResult(base, end - 1, -1, self.log_start_offset)
+
+    async def append_replica(self, payload: bytes, headers: list[BatchHeader]) -> None:
+        """Append batches fetched from the leader, keeping their offsets and leader epochs.
+
+        The first batch must start at or after the log end offset and batches must not
+        overlap (gaps are allowed: the leader may have compacted whole batches away).
+        """
+        self._check_open()
+        ops = self._stage(payload, headers, None)
+        await self._commit_append(ops, self._leo)
+
+    def _commit_append(self, ops: list[Op], end: int) -> asyncio.Future[None]:
+        try:
+            return self._store.commit(ops, self.config.sync_writes, partial(self._on_written, end))
+        except StorageError as exc:  # offsets are already assigned: the log cannot go on
+            self._on_written(end, exc)
+            raise
+
+    def _stage(self, payload: bytes, headers: list[BatchHeader], leader_epoch: int | None) -> list[Op]:
+        """Check, assign offsets (if ``leader_epoch`` is given) and build the ops of one append.
+
+        Everything that can fail is checked before any state changes.
+        """
+        if not headers:
+            raise InvalidRecordError("an append needs at least one batch")
+        limit = self.config.max_message_bytes
+        total = 0
+        expected = self._leo
+        for h in headers:
+            size = h.size
+            if size > limit:
+                raise MessageTooLargeError(
+                    f"batch of {size} bytes exceeds max.message.bytes={limit} of partition {self.name}"
+                )
+            if leader_epoch is None:
+                if h.base_offset < expected:
+                    raise InvalidRecordError(
+                        f"replicated batch at offset {h.base_offset} overlaps the log of {self.name} (next offset {expected})"
+                    )
+                expected = h.next_offset
+            total += size
+        if total != len(payload):
+            raise InvalidRecordError(f"batch headers cover {total} bytes of a {len(payload)}-byte payload")
+
+        now = self._clock()
+        cfg = self.config
+        pkey = self._pkey
+        ops: list[Op] = []
+        touched: list[Segment] = []
+        single = len(headers) == 1
+        pos = 0
+        for h in headers:
+            size = h.size
+            data = payload if single else payload[pos : pos + size]
+            pos += size
+            if leader_epoch is None:
+                base, epoch = h.base_offset, h.partition_leader_epoch
+                if type(data) is not bytes:
+                    data = bytes(data)
+            else:
+                base, epoch = self._leo, leader_epoch
+                data = with_base_offset(data, base, leader_epoch)
+            seg = self._segments[-1]
+            if seg.size_bytes and (seg.size_bytes + size > cfg.segment_bytes or now - seg.created_ms >= cfg.segment_ms):
+                seg = Segment(seg.end_offset, seg.end_offset)
+                self._segments.append(seg)
+            if not touched or touched[-1] is not seg:
+                touched.append(seg)
+            ops.append((CF_LOG, log_key(pkey, base), data))
+            max_ts = h.max_timestamp
+            if max_ts > self._max_timestamp:
+                self._max_timestamp = max_ts
+                ops.append((CF_INDEX, pkey + _U64.pack(max_ts) + _U64.pack(base), b""))
+            if epoch > self.latest_epoch:
+                self._epochs.append(epoch)
+                self._epoch_starts.append(base)
+                ops.append((CF_META, pkey + _TAG_EPOCH + _U32.pack(epoch), _I64.pack(base)))
+            self._leo = base + h.last_offset_delta + 1
+            seg.end_offset = self._leo
+            seg.size_bytes += size
+            if max_ts > seg.max_timestamp:
+                seg.max_timestamp = max_ts
+            if seg.created_ms < 0:
+                seg.created_ms = now
+            seg.modified_ms = now
+        for seg in touched:
+            ops.append((CF_META, self._segment_key(seg.base_offset), seg.encode()))
+        return ops
+
+    def _on_written(self, end: int, exc: StorageError | None) -> None:
+        """Group-commit completion (on the loop, in submission order)."""
+        if exc is not None:
+            if self._failed is None:
+                log.error("event=log_offline partition=%s error=%s", self.name, exc.message)
+            self._failed = exc
+        elif end > self._durable_end:
+            self._durable_end = end
+
+    # ---- read ----------------------------------------------------------------
+
+    def read(self, fetch_offset: int, max_bytes: int, max_offset: int) -> bytes:
+        """Whole stored batches from the one containing ``fetch_offset``, below ``max_offset``.
+
+        Batches start below ``max_offset`` (exclusive; the HW for consumers, which is
+        always a batch boundary). Reading stops once ``max_bytes`` would be exceeded,
+        but the first batch is returned whole even if larger (KIP-74). Returns b"" when
+        nothing is available yet. OFFSET_OUT_OF_RANGE outside [log start, log end].
+        """
+        self._check_open()
+        start = self.log_start_offset
+        if not start <= fetch_offset <= self._leo:
+            raise OffsetOutOfRangeError(
+                f"fetch offset {fetch_offset} is out of range for partition {self.name}: "
+                f"log start offset {start}, log end offset {self._leo}"
+            )
+        upper = min(max_offset, self._leo)
+        if fetch_offset >= upper:
+            return b""
+        pkey = self._pkey
+        out: list[bytes] = []
+        total = 0
+        for key, value in self._store.items_from_floor(
+            CF_LOG, log_key(pkey, fetch_offset), log_key(pkey, start), log_key(pkey, upper)
+        ):
+            if not out and batch_last_offset(offset_of_key(key), value) < fetch_offset:
+                continue  # the floor batch ends before fetch_offset (records compacted away)
+            size = len(value)
+            if out and total + size > max_bytes:
+                break
+            out.append(value)
+            total += size
+            if total >= max_bytes:
+                break
+        return b"".join(out)
+
+    def batches(self, start_offset: int, end_offset: int) -> Iterator[tuple[int, bytes]]:
+        """(base offset, bytes) of stored batches with base in ``[start_offset, end_offset)``."""
+        pkey = self._pkey
+        for key, value in self._store.items(CF_LOG, log_key(pkey, start_offset), log_key(pkey, end_offset)):
+            yield offset_of_key(key), value
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the earliest record with timestamp >= ``timestamp``, or None.
+
+        One index seek finds the first batch whose max timestamp reaches the target;
+        only that batch (or, after compaction, the next few) is decoded.
+        """
+        self._check_open()
+        pkey = self._pkey
+        entry = self._store.first(CF_INDEX, pkey + _U64.pack(max(timestamp, 0)), self._pkey_end)
+        if entry is None:
+            return None
+        start = max(offset_of_key(entry[0]), self.log_start_offset)
+        for key, value in self._store.items_from_floor(
+            CF_LOG, log_key(pkey, start), log_key(pkey, self.log_start_offset), self._pkey_end
+        ):
+            header = parse_header(value)
+            if header.max_timestamp < timestamp or batch_last_offset(offset_of_key(key), value) < start:
+                continue
+            for record in decode_records(value, check_crc=False)[1]:
+                if record.offset >= start and record.timestamp >= timestamp:
+                    return record.offset, record.timestamp
+        return None
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (largest epoch <= ``epoch``, end offset of that epoch).
+
+        The end offset is the start of the next higher epoch, or the log end offset for
+        the latest epoch; (-1, -1) if ``epoch`` is unknown or above the latest.
+        """
+        epochs = self._epochs
+        if epoch < 0 or not epochs or epoch > epochs[-1]:
+            return -1, -1
+        if epoch == epochs[-1]:
+            return epoch, self._leo
+        higher = bisect.bisect_right(epochs, epoch)
+        floor_epoch = epochs[higher - 1] if higher > 0 else epoch
+        return floor_epoch, self._epoch_starts[higher]
+
+    # ---- maintenance -----------------------------------------------------------
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete the oldest closed segments past ``retention.ms`` / ``retention.bytes``.
+
+        Only whole closed segments entirely below the HW go, oldest first, stopping at
+        the first one that must stay; the log start offset moves to the first survivor.
+        No-op unless ``cleanup.policy`` includes ``delete``. Returns segments deleted.
+        """
+        self._check_open()
+        cfg = self.config
+        if not cfg.deletes:
+            return 0
+        remaining = self.size_bytes
+        count = 0
+        for seg in self._segments[:-1]:
+            if seg.end_offset > self._hw:
+                break
+            too_old = cfg.retention_ms >= 0 and now_ms - seg.retention_timestamp > cfg.retention_ms
+            too_big = cfg.retention_bytes >= 0 and remaining - seg.size_bytes >= cfg.retention_bytes
+            if not (too_old or too_big):
+                break
+            remaining -= seg.size_bytes
+            count += 1
+        if count:
+            self._delete_oldest(count)
+        return count
+
+    def _delete_oldest(self, count: int) -> None:
+        removed, self._segments = self._segments[:count], self._segments[count:]
+        pkey = self._pkey
+        new_start = self._segments[0].base_offset
+        ops: list[Op] = [
+            DeleteRange(CF_LOG, pkey, log_key(pkey, new_start)),
+            DeleteRange(CF_META, pkey + _TAG_SEGMENT, self._segment_key(new_start)),
+        ]
+        max_ts = max(s.max_timestamp for s in removed)
+        if max_ts >= 0:  # every index entry of the removed batches has a timestamp <= max_ts
+            ops.append(DeleteRange(CF_INDEX, pkey, pkey + _U64.pack(max_ts + 1)))
+        # Leader epochs: the one in force at new_start now starts there; older ones go.
+        keep_from = max(bisect.bisect_right(self._epoch_starts, new_start) - 1, 0)
+        for epoch in self._epochs[:keep_from]:
+            ops.append((CF_META, pkey + _TAG_EPOCH + _U32.pack(epoch), None))
+        del self._epochs[:keep_from], self._epoch_starts[:keep_from]
+        if self._epochs and self._epoch_starts[0] < new_start:
+            self._epoch_starts[0] = new_start
+            ops.append((CF_META, pkey + _TAG_EPOCH + _U32.pack(self._epochs[0]), _I64.pack(new_start)))
+        self._submit(ops, sync=False)
+        log.info(
+            "event=segments_deleted partition=%s count=%d log_start_offset=%d", self.name, count, new_start
+        )
+
+    def compact(self, now_ms: int) -> int:
+        """Rewrite closed segments keeping only the latest record per key; returns segments rewritten.
+
+        The key map covers every record below the HW (active segment included).
+        Cleanable: the closed segments below the HW whose newest record is older than
+        ``min.compaction.lag.ms``, oldest first. Tombstones older than
+        ``delete.retention.ms`` are dropped; offsets are preserved; each segment's
+        rewrite is one atomic WriteBatch. No-op unless ``cleanup.policy`` has ``compact``.
+        """
+        self._check_open()
+        cfg = self.config
+        if not cfg.compacted:
+            return 0
+        cleanable = []
+        upto = min(self._hw, self._durable_end)
+        for seg in self._segments[:-1]:
+            if seg.end_offset > upto or (
+                cfg.min_compaction_lag_ms > 0 and now_ms - seg.retention_timestamp < cfg.min_compaction_lag_ms
+            ):
+                break
+            cleanable.append(seg)
+        if not cleanable:
+            return 0
+        key_map = log_cleaner.build_key_map(self.batches(self.log_start_offset, upto), upto)
+        horizon = now_ms - cfg.delete_retention_ms
+        rewritten = 0
+        for seg in cleanable:
+            ops: list[Op] = []
+            size = 0
+            for base, batch in self.batches(seg.base_offset, seg.end_offset):
+                cleaned = log_cleaner.clean_batch(batch, key_map, horizon)
+                if cleaned is batch:
+                    size += len(batch)
+                    continue
+                if cleaned is None:
+                    ops.append((CF_LOG, log_key(self._pkey, base), None))
+                else:
+                    ops.append((CF_LOG, log_key(self._pkey, base), cleaned))
+                    size += len(cleaned)
+            if ops:
+                seg.size_bytes = size
+                ops.append((CF_META, self._segment_key(seg.base_offset), seg.encode()))
+                self._submit(ops, sync=False)
+                rewritten += 1
+        if rewritten:
+            log.info("event=log_compacted partition=%s segments=%d", self.name, rewritten)
+        return rewritten
+
+    async def truncate_to(self, offset: int) -> None:
+        """Drop every batch at or above ``offset`` (a follower diverged from its leader).
+
+        A batch straddling ``offset`` is dropped whole, so the log end offset becomes
+        the batch boundary at or below ``offset``; below the log start offset the log
+        is emptied and restarts at ``offset``. Waits for in-flight appends first and
+        for the truncation to be written before returning.
+        """
+        self._check_open()
+        while self._durable_end < self._leo:
+            await self._store.commit((), False)
+            self._check_open()
+        if offset >= self._leo:
+            return
+        pkey, pkey_end = self._pkey, self._pkey_end
+        seg_end = prefix_end(pkey + _TAG_SEGMENT)
+        if offset <= self.log_start_offset:
+            cut = offset
+            self._segments = [Segment(cut, cut)]
+            self._max_timestamp = -1
+            ops: list[Op] = [
+                DeleteRange(CF_LOG, pkey, pkey_end),
+                DeleteRange(CF_INDEX, pkey, pkey_end),
+                DeleteRange(CF_META, pkey + _TAG_SEGMENT, seg_end),
+            ]
+        else:
+            cut = offset
+            floor = self._store.last(CF_LOG, log_key(pkey, self.log_start_offset), log_key(pkey, offset + 1))
+            if floor is not None and batch_last_offset(offset_of_key(floor[0]), floor[1]) >= offset:
+                cut = offset_of_key(floor[0])  # the batch straddling offset goes too
+            while self._segments[-1].base_offset > cut:
+                self._segments.pop()
+            seg = self._segments[-1]
+            seg.size_bytes -= sum(len(v) for _, v in self._store.items(CF_LOG, log_key(pkey, cut), pkey_end))
+            seg.end_offset = cut
+            if cut == seg.base_offset:
+                seg.size_bytes, seg.created_ms = 0, -1
+            ops = [
+                DeleteRange(CF_LOG, log_key(pkey, cut), pkey_end),
+                DeleteRange(CF_META, self._segment_key(seg.base_offset + 1), seg_end),
+            ]
+            first_dropped = None
+            for key, _ in self._store.items_reversed(CF_INDEX, pkey, pkey_end):
+                if offset_of_key(key) < cut:
+                    break
+                first_dropped = key
+            if first_dropped is not None:
+                ops.append(DeleteRange(CF_INDEX, first_dropped, pkey_end))
+        active = self._segments[-1]
+        ops.append((CF_META, self._segment_key(active.base_offset), active.encode()))
+        drop_from = bisect.bisect_left(self._epoch_starts, cut)
+        if drop_from < len(self._epochs):
+            ops.append(
+                DeleteRange(CF_META, pkey + _TAG_EPOCH + _U32.pack(self._epochs[drop_from]), prefix_end(pkey + _TAG_EPOCH))
+            )
+            del self._epochs[drop_from:], self._epoch_starts[drop_from:]
+        self._leo = self._durable_end = cut
+        if self._hw > cut:
+            self._hw = cut
+        self._hw_checkpointed = self._hw
+        ops.append((CF_META, pkey + _TAG_HW, _I64.pack(self._hw)))
+        log.info("event=log_truncated partition=%s requested=%d log_end_offset=%d", self.name, offset, cut)
+        await self._store.commit(ops, self.config.sync_writes)
+
+    def delete(self) -> None:
+        """Drop all of the partition's data (its topic was deleted); the object is unusable after.
+
+        The range deletes are queued behind in-flight appends.
+        """
+        if self._deleted:
+            return
+        self._deleted = True
+        pkey, end = self._pkey, self._pkey_end
+        self._submit([DeleteRange(CF_LOG, pkey, end), DeleteRange(CF_INDEX, pkey, end), DeleteRange(CF_META, pkey, end)], sync=False)
+
+    # ---- helpers -------------------------------------------------------------
+
+    def _segment_key(self, base_offset: int) -> bytes:
+        return self._pkey + _TAG_SEGMENT + _U64.pack(base_offset)
+
+    def _check_open(self) -> None:
+        if self._deleted:
+            raise UnknownTopicOrPartitionError(f"partition {self.name} has been deleted")
+        if self._failed is not None:
+            raise StorageError(f"log of partition {self.name} is offline: {self._failed.message}")
+
+    def _submit(self, ops: list[Op], sync: bool) -> None:
+        """Queue maintenance writes in order behind in-flight appends without waiting for them."""
+        fut = self._store.commit(ops, sync, self._on_maintenance_written)
+        fut.add_done_callback(_retrieve)
+
+    def _on_maintenance_written(self, exc: StorageError | None) -> None:
+        if exc is not None:
+            self._on_written(0, exc)
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    """Mark a fire-and-forget commit's outcome as seen (failures are logged by the log)."""
+    if not fut.cancelled():
+        fut.exception()

@@ -1,0 +1,267 @@
+"""Hosts this broker's partitions and serves Produce, Fetch and ListOffsets on them.
+
+The replica manager follows the metadata image: when a batch of metadata
+records is applied it opens logs for partitions newly assigned here, updates
+leadership and configs, and deletes the data of partitions whose topic is gone.
+Request handling is per partition and never decodes records: a produce payload
+is validated (framing + CRC-32C) and appended as bytes; a fetch returns stored
+batch bytes. A fetch that finds no data parks until a high watermark it waits
+on moves or ``max_wait_ms`` passes. Owned by the broker's asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable, Iterable
+
+from caudal.broker.log import PartitionLog
+from caudal.broker.partition import Partition
+from caudal.broker.storage import Store
+from caudal.common.errors import (
+    CaudalError,
+    CorruptRecordError,
+    InvalidRequiredAcksError,
+    MessageTooLargeError,
+    NotLeaderOrFollowerError,
+    UnknownServerError,
+    UnknownTopicOrPartitionError,
+)
+from caudal.common.metadata import MetadataImage
+from caudal.common.record_batch import validate_batches
+from caudal.v1 import broker_pb2 as pb
+from caudal.v1 import metadata_pb2 as md
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITION_MAX_BYTES = 1_048_576
+DEFAULT_FETCH_MAX_BYTES = 52_428_800
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+
+
+def _error_fields(exc: BaseException, what: str) -> tuple[int, str]:
+    """Kafka error code + message for an exception; unexpected ones are logged, never raised."""
+    if isinstance(exc, CaudalError):
+        return int(exc.code), exc.message
+    log.exception("event=unexpected_error while=%s", what, exc_info=exc)
+    return int(UnknownServerError.code), f"{type(exc).__name__}: {exc}"
+
+
+class ReplicaManager:
+    """Registry of hosted partitions plus the produce/fetch/list-offsets paths."""
+
+    def __init__(self, broker_id: int, store: Store, clock: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.broker_id = broker_id
+        self.store = store
+        self.clock = clock
+        self.image = MetadataImage()
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self._topic_ids: dict[tuple[str, int], bytes] = {}
+        self._background: set[asyncio.Task[object]] = set()
+
+    # ---- metadata ------------------------------------------------------------
+
+    def apply_metadata(self, batch: md.MetadataBatch) -> None:
+        """Apply a committed metadata batch and reconcile hosted partitions with it."""
+        if batch.version <= self.image.version and self.image.version:
+            return
+        self.image.apply_batch(batch)
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        wanted = {}
+        for topic in self.image.topics.values():
+            for index, state in topic.partitions.items():
+                if self.broker_id in state.replicas:
+                    wanted[(topic.name, index)] = (topic, state)
+        for key in list(self.partitions):
+            topic_state = wanted.get(key)
+            if topic_state is None or topic_state[0].topic_id != self._topic_ids[key]:
+                self._drop(key)
+        for key, (topic, state) in wanted.items():
+            partition = self.partitions.get(key)
+            if partition is None:
+                plog = PartitionLog.open(self.store, topic.topic_id, key[1], topic.config, self.clock)
+                partition = Partition(topic.name, key[1], plog, self.broker_id)
+                self.partitions[key] = partition
+                self._topic_ids[key] = topic.topic_id
+                log.info("event=partition_opened broker=%d topic=%s partition=%d leo=%d", self.broker_id, key[0], key[1], plog.log_end_offset)
+            partition.update_config(topic.config)
+            partition.update_leadership(state.leader, state.leader_epoch, state.replicas, state.isr)
+            partition.advance_high_watermark()
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        partition = self.partitions.pop(key)
+        self._topic_ids.pop(key)
+        partition.log.delete()
+        log.info("event=partition_deleted broker=%d topic=%s partition=%d", self.broker_id, key[0], key[1])
+
+    def leader_partition(self, topic: str, index: int) -> Partition:
+        """The partition if this broker leads it, else the Kafka error a client acts on."""
+        partition = self.partitions.get((topic, index))
+        if partition is None:
+            t = self.image.topics.get(topic)
+            if t is None or index not in t.partitions:
+                raise UnknownTopicOrPartitionError(f"This server does not host this topic-partition: {topic}-{index}")
+            raise NotLeaderOrFollowerError(f"Broker {self.broker_id} is not a replica of {topic}-{index}")
+        if not partition.is_leader:
+            raise NotLeaderOrFollowerError(
+                f"Broker {self.broker_id} is not the leader of {topic}-{index} (leader is {partition.leader})"
+            )
+        return partition
+
+    # ---- produce -------------------------------------------------------------
+
+    async def produce(self, request: pb.ProduceRequest) -> pb.ProduceResponse:
+        """Append every partition's payload concurrently so they share one group commit."""
+        if request.acks not in (0, 1, -1):
+            err = InvalidRequiredAcksError(f"acks must be 0, 1 or -1 (all), got {request.acks}")
+            return self._produce_error_response(request, int(err.code), err.message)
+        slots: list[tuple[pb.PartitionProduceResponse, asyncio.Future[object] | None]] = []
+        response = pb.ProduceResponse()
+        for t in request.topics:
+            tr = response.topics.add(topic=t.topic)
+            for p in t.partitions:
+                pr = tr.partitions.add(partition=p.partition, base_offset=-1, log_append_time=-1, log_start_offset=-1)
+                try:
+                    slots.append((pr, asyncio.ensure_future(self._append(t.topic, p.partition, p.records))))
+                except Exception as exc:  # validation errors are raised before the append starts
+                    pr.error_code, pr.error_message = _error_fields(exc, "produce")
+        if request.acks == 0:
+            for _, fut in slots:
+                self._supervise(fut)
+            return pb.ProduceResponse()
+        for pr, fut in slots:
+            try:
+                outcome = await fut
+                pr.base_offset, pr.log_append_time, pr.log_start_offset = outcome.base_offset, outcome.log_append_time, outcome.log_start_offset
+            except Exception as exc:
+                pr.error_code, pr.error_message = _error_fields(exc, "produce")
+        return response
+
+    def _append(self, topic: str, index: int, payload: bytes) -> "asyncio.Future[object]":
+        partition = self.leader_partition(topic, index)
+        if not payload:
+            raise CorruptRecordError("The produce request carries no record batch")
+        headers = validate_batches(payload)
+        limit = partition.log.config.max_message_bytes
+        for h in headers:
+            if h.size > limit:
+                raise MessageTooLargeError(
+                    f"The record batch is {h.size} bytes, larger than max.message.bytes={limit} of topic {topic}"
+                )
+        return partition.append_as_leader(payload, headers)
+
+    def _supervise(self, fut: "asyncio.Future[object]") -> None:
+        self._background.add(fut)
+
+        def done(f: "asyncio.Future[object]") -> None:
+            self._background.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                _error_fields(f.exception(), "produce acks=0")
+
+        fut.add_done_callback(done)
+
+    @staticmethod
+    def _produce_error_response(request: pb.ProduceRequest, code: int, message: str) -> pb.ProduceResponse:
+        response = pb.ProduceResponse()
+        for t in request.topics:
+            tr = response.topics.add(topic=t.topic)
+            for p in t.partitions:
+                tr.partitions.add(partition=p.partition, error_code=code, error_message=message, base_offset=-1)
+        return response
+
+    # ---- fetch ---------------------------------------------------------------
+
+    async def fetch(self, request: pb.FetchRequest) -> pb.FetchResponse:
+        """Return available data at once, or park until ``min_bytes`` arrive or ``max_wait_ms`` passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0, request.max_wait_ms) / 1000
+        min_bytes = max(1, request.min_bytes)
+        while True:
+            response, size, errors, watched = self._read(request)
+            remaining = deadline - loop.time()
+            if size >= min_bytes or errors or remaining <= 0 or not watched:
+                return response
+            await self._wait_for_data(watched, remaining)
+
+    def _read(self, request: pb.FetchRequest) -> tuple[pb.FetchResponse, int, bool, list[Partition]]:
+        max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
+        response = pb.FetchResponse()
+        size = 0
+        errors = False
+        watched = []
+        for t in request.topics:
+            tr = response.topics.add(topic=t.topic)
+            for p in t.partitions:
+                pr = tr.partitions.add(partition=p.partition, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1)
+                try:
+                    partition = self.leader_partition(t.topic, p.partition)
+                    hw = partition.high_watermark
+                    pr.high_watermark = pr.last_stable_offset = hw
+                    pr.log_start_offset = partition.log.log_start_offset
+                    part_max = p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
+                    budget = min(part_max, max_bytes - size)
+                    if p.fetch_offset == hw or (budget <= 0 and size > 0):
+                        watched.append(partition)
+                        continue
+                    data = partition.log.read(p.fetch_offset, max(budget, 1), hw)
+                    if not data:
+                        watched.append(partition)
+                    pr.records = data
+                    size += len(data)
+                except Exception as exc:
+                    pr.error_code, pr.error_message = _error_fields(exc, "fetch")
+                    errors = True
+        return response, size, errors, watched
+
+    async def _wait_for_data(self, partitions: Iterable[Partition], timeout: float) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        partitions = list(partitions)
+        for p in partitions:
+            p.register_waiter(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for p in partitions:
+                p.unregister_waiter(waiter)
+
+    # ---- list offsets --------------------------------------------------------
+
+    def list_offsets(self, request: pb.ListOffsetsRequest) -> pb.ListOffsetsResponse:
+        response = pb.ListOffsetsResponse()
+        for t in request.topics:
+            tr = response.topics.add(topic=t.topic)
+            for p in t.partitions:
+                pr = tr.partitions.add(partition=p.partition, timestamp=-1, offset=-1)
+                try:
+                    partition = self.leader_partition(t.topic, p.partition)
+                    if p.timestamp == LATEST_TIMESTAMP:
+                        pr.offset = partition.high_watermark
+                    elif p.timestamp == EARLIEST_TIMESTAMP:
+                        pr.offset = partition.log.log_start_offset
+                    else:
+                        found = partition.log.offset_for_timestamp(p.timestamp)
+                        if found is not None and found[0] < partition.high_watermark:
+                            pr.offset, pr.timestamp = found
+                except Exception as exc:
+                    pr.error_code, pr.error_message = _error_fields(exc, "list_offsets")
+        return response
+
+    # ---- housekeeping --------------------------------------------------------
+
+    def run_log_maintenance(self) -> None:
+        """Retention and compaction on every hosted log (called periodically)."""
+        now = self.clock()
+        for partition in list(self.partitions.values()):
+            try:
+                if partition.log.config.deletes:
+                    partition.log.enforce_retention(now)
+                if partition.log.config.compacted:
+                    partition.log.compact(now)
+            except Exception:
+                log.exception("event=log_maintenance_failed topic=%s partition=%d", partition.topic, partition.index)

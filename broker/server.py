@@ -1,0 +1,89 @@
+"""Process wiring for a broker: storage, replica manager, gRPC server, health, maintenance.
+
+The gRPC server, the replica manager and the maintenance task all run on one
+asyncio loop; RocksDB writes leave it only through the store's group-commit
+writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from caudal.broker.replica_manager import ReplicaManager
+from caudal.broker.service import BrokerService, ControllerClient
+from caudal.broker.storage import Store
+from caudal.common.grpc_options import GRPC_OPTIONS
+from caudal.v1 import broker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAINTENANCE_INTERVAL_MS = 300_000
+"""Kafka's ``log.retention.check.interval.ms``."""
+
+
+class BrokerServer:
+    """One broker node; ``start`` binds and serves, ``stop`` drains and closes storage."""
+
+    def __init__(
+        self,
+        node_id: int,
+        host: str,
+        port: int,
+        data_dir: Path,
+        rack: str = "",
+        maintenance_interval_ms: int = DEFAULT_MAINTENANCE_INTERVAL_MS,
+    ) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.rack = rack
+        self.data_dir = Path(data_dir)
+        self.maintenance_interval_ms = maintenance_interval_ms
+        self.store: Store | None = None
+        self.replicas: ReplicaManager | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._maintenance: asyncio.Task[None] | None = None
+
+    async def start(self, controller: ControllerClient) -> int:
+        """Open storage and bind the gRPC port; returns the bound port (useful with port 0)."""
+        self.store = Store(self.data_dir / "log")
+        self.replicas = ReplicaManager(self.node_id, self.store)
+        self._server = grpc.aio.server(options=GRPC_OPTIONS)
+        broker_pb2_grpc.add_BrokerServicer_to_server(BrokerService(self.replicas, controller), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
+        await self._server.start()
+        self._maintenance = asyncio.create_task(self._maintain(), name="log-maintenance")
+        return self.port
+
+    async def set_serving(self) -> None:
+        """Report SERVING on the health service once metadata has been applied."""
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set("caudal.v1.Broker", health_pb2.HealthCheckResponse.SERVING)
+
+    async def _maintain(self) -> None:
+        assert self.replicas is not None
+        while True:
+            await asyncio.sleep(self.maintenance_interval_ms / 1000)
+            self.replicas.run_log_maintenance()
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            try:
+                await self._maintenance
+            except asyncio.CancelledError:
+                pass
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(grace_s)
+        if self.store is not None:
+            self.store.close()
+        log.info("event=broker_stopped broker=%d", self.node_id)
+

@@ -1,0 +1,131 @@
+"""The gRPC ``caudal.v1.Broker`` servicer: decode, delegate, encode.
+
+Data-path RPCs go to the :class:`ReplicaManager`; admin RPCs go to the
+controller (in-process in ``caudal dev``). Metadata and configs are answered
+from the broker's own metadata image. Any unexpected exception is turned into
+an UNKNOWN_SERVER_ERROR response and logged, so client input can never take
+the server down.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from caudal.broker.replica_manager import ReplicaManager
+from caudal.common.errors import InvalidRequestError, UnknownTopicOrPartitionError
+from caudal.common.metadata import BROKER_RESOURCE, TOPIC_RESOURCE
+from caudal.v1 import broker_pb2 as pb
+from caudal.v1 import broker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class ControllerClient(Protocol):
+    """What the broker needs from the active controller."""
+
+    cluster_id: str
+    node_id: int
+
+    async def create_topics(self, request: pb.CreateTopicsRequest) -> pb.CreateTopicsResponse: ...
+
+    async def delete_topics(self, request: pb.DeleteTopicsRequest) -> pb.DeleteTopicsResponse: ...
+
+    async def create_partitions(self, request: pb.CreatePartitionsRequest) -> pb.CreatePartitionsResponse: ...
+
+    async def alter_configs(self, request: pb.AlterConfigsRequest) -> pb.AlterConfigsResponse: ...
+
+
+class BrokerService(broker_pb2_grpc.BrokerServicer):
+    """Thin servicer over the replica manager and the controller client."""
+
+    def __init__(self, replicas: ReplicaManager, controller: ControllerClient) -> None:
+        self.replicas = replicas
+        self.controller = controller
+
+    async def Produce(self, request: pb.ProduceRequest, context: object) -> pb.ProduceResponse:
+        return await self.replicas.produce(request)
+
+    async def Fetch(self, request: pb.FetchRequest, context: object) -> pb.FetchResponse:
+        return await self.replicas.fetch(request)
+
+    async def ListOffsets(self, request: pb.ListOffsetsRequest, context: object) -> pb.ListOffsetsResponse:
+        return self.replicas.list_offsets(request)
+
+    async def Metadata(self, request: pb.MetadataRequest, context: object) -> pb.MetadataResponse:
+        image = self.replicas.image
+        response = pb.MetadataResponse(
+            cluster_id=self.controller.cluster_id,
+            controller_id=self.controller.node_id,
+            metadata_version=image.version,
+            brokers=self._brokers(),
+        )
+        names = list(request.topics) if request.topics and not request.all_topics else sorted(image.topics)
+        for name in names:
+            topic = image.topics.get(name)
+            if topic is None:
+                response.topics.add(
+                    name=name,
+                    error_code=int(UnknownTopicOrPartitionError.code),
+                    error_message=f"Topic '{name}' does not exist.",
+                )
+                continue
+            tm = response.topics.add(name=name, topic_id=topic.topic_id, is_internal=topic.is_internal)
+            for index in sorted(topic.partitions):
+                p = topic.partitions[index]
+                tm.partitions.add(
+                    partition=index, leader=p.leader, leader_epoch=p.leader_epoch, replicas=p.replicas, isr=p.isr,
+                    offline_replicas=[r for r in p.replicas if r not in image.brokers or image.brokers[r].fenced],
+                )
+        return response
+
+    def _brokers(self) -> list[pb.BrokerInfo]:
+        return [
+            pb.BrokerInfo(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+            for b in self.replicas.image.live_brokers()
+        ]
+
+    async def DescribeCluster(self, request: pb.DescribeClusterRequest, context: object) -> pb.DescribeClusterResponse:
+        return pb.DescribeClusterResponse(
+            cluster_id=self.controller.cluster_id, controller_id=self.controller.node_id, brokers=self._brokers()
+        )
+
+    async def CreateTopics(self, request: pb.CreateTopicsRequest, context: object) -> pb.CreateTopicsResponse:
+        return await self.controller.create_topics(request)
+
+    async def DeleteTopics(self, request: pb.DeleteTopicsRequest, context: object) -> pb.DeleteTopicsResponse:
+        return await self.controller.delete_topics(request)
+
+    async def CreatePartitions(self, request: pb.CreatePartitionsRequest, context: object) -> pb.CreatePartitionsResponse:
+        return await self.controller.create_partitions(request)
+
+    async def AlterConfigs(self, request: pb.AlterConfigsRequest, context: object) -> pb.AlterConfigsResponse:
+        return await self.controller.alter_configs(request)
+
+    async def DescribeConfigs(self, request: pb.DescribeConfigsRequest, context: object) -> pb.DescribeConfigsResponse:
+        response = pb.DescribeConfigsResponse()
+        for res in request.resources:
+            result = response.results.add(resource_type=res.resource_type, resource_name=res.resource_name)
+            if res.resource_type != TOPIC_RESOURCE:
+                err = InvalidRequestError(
+                    "Broker configs are static and set on the command line"
+                    if res.resource_type == BROKER_RESOURCE
+                    else f"Unsupported resource type {res.resource_type}"
+                )
+                result.error_code, result.error_message = int(err.code), err.message
+                continue
+            topic = self.replicas.image.topics.get(res.resource_name)
+            if topic is None:
+                result.error_code = int(UnknownTopicOrPartitionError.code)
+                result.error_message = f"Topic '{res.resource_name}' does not exist."
+                continue
+            wanted = set(res.config_names)
+            for name, value in sorted(topic.config.as_dict().items()):
+                if wanted and name not in wanted:
+                    continue
+                overridden = name in topic.overrides
+                result.configs.add(
+                    name=name, value=value, is_default=not overridden,
+                    source="DYNAMIC_TOPIC_CONFIG" if overridden else "DEFAULT_CONFIG",
+                )
+        return response

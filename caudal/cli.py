@@ -1,0 +1,46 @@
+"""The ``caudal`` command: one entry point, subcommands registered by their packages."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+_COMMAND_MODULES = [
+    "caudal.dev",
+    "caudal.client.topics_command",
+    "caudal.client.console",
+    "caudal.client.bench",
+    "caudal.pending_commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caudal", description="caudal event-streaming platform")
+    parser.add_argument("--version", action="version", version=f"caudal {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from caudal import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Producer batching: records collect per partition until a batch is sent.
+
+``send()`` in any user thread appends to the partition's open batch under one
+lock, encoding the record straight into RecordBatch v2 bytes (the only time a
+record is ever encoded). The sender, on the client's I/O loop, drains batches
+that are full, have waited ``linger_ms``, or are being flushed. Each batch has
+one :class:`BatchResult`; every record's future points at it plus the record's
+index, so a batch of 150 records costs one event, not 150.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable, Iterable, Optional
+
+from caudal.client.structs import RecordMetadata, TopicPartition
+from caudal.common.compression import CompressionType
+from caudal.common.errors import CaudalError, KafkaTimeoutError
+from caudal.common.record_batch import BatchBuilder
+
+DeliveryCallback = Callable[[Optional[Exception], Optional[RecordMetadata]], None]
+
+
+class BatchResult:
+    """Completion of one produced batch, shared by all its records' futures."""
+
+    __slots__ = ("event", "base_offset", "log_append_time", "error", "callbacks")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.base_offset = -1
+        self.log_append_time = -1
+        self.error: Exception | None = None
+        self.callbacks: list[Callable[[], None]] = []
+
+    def complete(self, base_offset: int, log_append_time: int, error: Exception | None) -> None:
+        self.base_offset, self.log_append_time, self.error = base_offset, log_append_time, error
+        self.event.set()
+        for callback in self.callbacks:
+            callback()
+
+
+class FutureRecordMetadata:
+    """The future ``send()`` returns; ``result()`` gives :class:`RecordMetadata` or raises."""
+
+    __slots__ = ("_batch", "_index", "_tp", "_timestamp", "_key_size", "_value_size")
+
+    def __init__(self, batch: BatchResult, index: int, tp: TopicPartition, timestamp: int, key_size: int, value_size: int) -> None:
+        self._batch, self._index, self._tp = batch, index, tp
+        self._timestamp, self._key_size, self._value_size = timestamp, key_size, value_size
+
+    def done(self) -> bool:
+        return self._batch.event.is_set()
+
+    def result(self, timeout: float | None = None) -> RecordMetadata:
+        if not self._batch.event.wait(timeout):
+            raise KafkaTimeoutError(f"record to {self._tp.topic}-{self._tp.partition} not acknowledged within {timeout} s")
+        if self._batch.error is not None:
+            raise self._batch.error
+        return self._metadata()
+
+    get = result
+
+    def exception(self, timeout: float | None = None) -> Exception | None:
+        if not self._batch.event.wait(timeout):
+            raise KafkaTimeoutError("record not acknowledged in time")
+        return self._batch.error
+
+    def _metadata(self) -> RecordMetadata:
+        b = self._batch
+        offset = b.base_offset + self._index if b.base_offset >= 0 else -1
+        ts = b.log_append_time if b.log_append_time >= 0 else self._timestamp
+        return RecordMetadata(self._tp.topic, self._tp.partition, offset, ts, self._key_size, self._value_size)
+
+    def add_callback(self, callback: DeliveryCallback) -> None:
+        """Call ``callback(err, metadata)`` once the record is acknowledged or failed (on the I/O thread)."""
+
+        def fire() -> None:
+            err = self._batch.error
+            callback(err, None if err is not None else self._metadata())
+
+        if self.done():
+            fire()
+        else:
+            self._batch.callbacks.append(fire)
+
+
+class ProducerBatch:
+    """An open or in-flight batch for one partition."""
+
+    __slots__ = ("tp", "builder", "result", "created", "attempts", "closed", "size", "sent_payload", "deadline")
+
+    def __init__(self, tp: TopicPartition, compression: CompressionType, now: float, delivery_timeout_s: float) -> None:
+        self.tp = tp
+        self.builder = BatchBuilder(compression=compression)
+        self.result = BatchResult()
+        self.created = now
+        self.deadline = now + delivery_timeout_s
+        self.attempts = 0
+        self.closed = False
+        self.size = 0
+        self.sent_payload: bytes | None = None
+
+    def payload(self) -> bytes:
+        """Encode once; a retry resends the very same bytes."""
+        if self.sent_payload is None:
+            self.sent_payload = self.builder.build()
+        return self.sent_payload
+
+
+class RecordAccumulator:
+    """Per-partition queues of batches; thread-safe; ``buffer_memory`` bounds what waits."""
+
+    def __init__(self, batch_size: int, linger_ms: int, compression: CompressionType, buffer_memory: int, delivery_timeout_ms: int) -> None:
+        self.batch_size = batch_size
+        self.linger_s = linger_ms / 1000
+        self.compression = compression
+        self.buffer_memory = buffer_memory
+        self.delivery_timeout_s = delivery_timeout_ms / 1000
+        self._queues: dict[TopicPartition, deque[ProducerBatch]] = {}
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._buffered = 0
+        self._incomplete: set[ProducerBatch] = set()
+        self.flushing = 0
+
+    def append(
+        self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Iterable, max_block_s: float
+    ) -> tuple[FutureRecordMetadata, bool]:
+        """Add a record; returns its future and whether the sender should wake (new or full batch)."""
+        key_size = len(key) if key is not None else -1
+        value_size = len(value) if value is not None else -1
+        with self._lock:
+            if self._buffered >= self.buffer_memory:
+                self._wait_for_space(max_block_s)
+            queue = self._queues.get(tp)
+            if queue is None:
+                queue = self._queues[tp] = deque()
+            batch = queue[-1] if queue else None
+            wake = False
+            if batch is None or batch.closed or batch.builder.size_in_bytes() >= self.batch_size:
+                batch = ProducerBatch(tp, self.compression, time.monotonic(), self.delivery_timeout_s)
+                queue.append(batch)
+                self._incomplete.add(batch)
+                wake = True
+            before = batch.size
+            index = batch.builder.append(timestamp, key, value, headers)
+            batch.size = batch.builder.size_in_bytes()
+            self._buffered += batch.size - before
+            if batch.size >= self.batch_size:
+                wake = True
+            return FutureRecordMetadata(batch.result, index, tp, timestamp, key_size, value_size), wake
+
+    def _wait_for_space(self, max_block_s: float) -> None:
+        deadline = time.monotonic() + max_block_s
+        while self._buffered >= self.buffer_memory:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._space.wait(remaining):
+                if self._buffered >= self.buffer_memory:
+                    raise KafkaTimeoutError(
+                        f"Failed to allocate memory within the configured max blocking time {int(max_block_s * 1000)} ms "
+                        f"(buffer_memory={self.buffer_memory} is full)"
+                    )
+
+    def drain(self, now: float, muted: set[TopicPartition]) -> tuple[list[ProducerBatch], float | None]:
+        """Batches ready to send (at most one per partition, skipping ``muted`` ones), and the
+        seconds until the next batch becomes ready by linger (None if nothing waits)."""
+        ready = []
+        next_delay: float | None = None
+        with self._lock:
+            for tp, queue in self._queues.items():
+                if not queue or tp in muted:
+                    continue
+                batch = queue[0]
+                full = len(queue) > 1 or batch.size >= self.batch_size
+                waited = now - batch.created
+                if full or self.flushing or waited >= self.linger_s or batch.attempts:
+                    queue.popleft()
+                    batch.closed = True
+                    ready.append(batch)
+                else:
+                    delay = self.linger_s - waited
+                    next_delay = delay if next_delay is None else min(next_delay, delay)
+        return ready, next_delay
+
+    def reenqueue(self, batch: ProducerBatch) -> None:
+        """Put a batch to retry at the head of its partition's queue, preserving order."""
+        with self._lock:
+            self._queues.setdefault(batch.tp, deque()).appendleft(batch)
+
+    def complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int, error: Exception | None) -> None:
+        with self._lock:
+            self._incomplete.discard(batch)
+            self._buffered -= batch.size
+            self._space.notify_all()
+        batch.result.complete(base_offset, log_append_time, error)
+
+    def incomplete(self) -> list[ProducerBatch]:
+        with self._lock:
+            return list(self._incomplete)
+
+    def abort_all(self, error: CaudalError) -> None:
+        with self._lock:
+            batches = [b for q in self._queues.values() for b in q]
+            for q in self._queues.values():
+                q.clear()
+        for b in batches:
+            self.complete(b, -1, -1, error)

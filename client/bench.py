@@ -1,0 +1,252 @@
+"""``caudal bench produce|consume|e2e``: throughput and latency, like Kafka's perf tools.
+
+``produce`` mirrors kafka-producer-perf-test (records, record size, throughput
+cap, acks; progress every 5 s, then a summary with latency percentiles);
+``consume`` mirrors kafka-consumer-perf-test; ``e2e`` sends at a fixed rate
+and measures send-to-poll latency in one process (one clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+from caudal.client.admin import AdminClient
+from caudal.client.cli_common import add_bootstrap, fail, parse_kv
+from caudal.client.consumer import Consumer
+from caudal.client.producer import Producer
+from caudal.client.structs import NewTopic, TopicPartition
+from caudal.common.errors import CaudalError, TopicAlreadyExistsError
+
+PROGRESS_EVERY_S = 5.0
+LATENCY_SAMPLE_EVERY = 16
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="measure producer, consumer and end-to-end performance")
+    modes = p.add_subparsers(dest="mode", metavar="MODE", required=True)
+    for name, help_text in (
+        ("produce", "producer throughput and ack latency"),
+        ("consume", "consumer throughput"),
+        ("e2e", "end-to-end latency at a fixed rate"),
+    ):
+        m = modes.add_parser(name, help=help_text)
+        add_bootstrap(m)
+        m.add_argument("--topic", default=f"caudal-bench-{name}")
+        m.add_argument("--partitions", type=int, default=1, help="partitions when the topic is created (default 1)")
+        m.add_argument("--replication-factor", type=int, default=-1)
+        m.add_argument("--num-records", type=int, default=1_000_000 if name != "e2e" else 10_000)
+        if name != "consume":
+            m.add_argument("--record-size", type=int, default=100)
+            m.add_argument("--throughput", type=float, default=-1 if name == "produce" else 1000, help="records/s cap; -1 = unlimited")
+            m.add_argument("--acks", default="1" if name == "e2e" else "all", choices=["all", "-1", "0", "1"])
+            m.add_argument("--linger-ms", type=int, default=0 if name == "e2e" else 5)
+            m.add_argument("--batch-size", type=int, default=16384)
+            m.add_argument("--compression-type", default=None, choices=["none", "gzip", "snappy", "lz4", "zstd"])
+            m.add_argument("--producer-property", action="append", metavar="KEY=VALUE")
+        else:
+            m.add_argument("--timeout-ms", type=int, default=10_000, help="give up after this long without records")
+            m.add_argument("--max-partition-fetch-bytes", type=int, default=1_048_576)
+        m.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        _ensure_topic(args)
+        return {"produce": _produce, "consume": _consume, "e2e": _e2e}[args.mode](args)
+    except CaudalError as e:
+        return fail(e)
+
+
+def _ensure_topic(args: argparse.Namespace) -> None:
+    with AdminClient(bootstrap_servers=args.bootstrap_server) as admin:
+        try:
+            admin.create_topics([NewTopic(args.topic, args.partitions, args.replication_factor)])[args.topic].result()
+        except TopicAlreadyExistsError:
+            pass
+
+
+def _producer(args: argparse.Namespace) -> Producer:
+    options: dict[str, object] = {
+        "acks": args.acks, "linger_ms": args.linger_ms, "batch_size": args.batch_size, "compression_type": args.compression_type,
+    }
+    for k, v in parse_kv(args.producer_property, "--producer-property").items():
+        options[k.replace(".", "_")] = int(v) if v.lstrip("-").isdigit() else v
+    return Producer(bootstrap_servers=args.bootstrap_server, **options)
+
+
+class Throttle:
+    """Kafka's ThroughputThrottler: sleep whenever the sender is ahead of the target rate."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        self.start = time.perf_counter()
+
+    def wait(self, sent: int) -> None:
+        if self.per_second <= 0:
+            return
+        ahead = sent / self.per_second - (time.perf_counter() - self.start)
+        if ahead > 0.0005:
+            time.sleep(ahead)
+
+
+@dataclass
+class Stats:
+    """Latency samples (ms) and counters, printed in kafka-producer-perf-test's format."""
+
+    start: float = field(default_factory=time.perf_counter)
+    window_start: float = field(default_factory=time.perf_counter)
+    latencies: list[float] = field(default_factory=list)
+    window: list[float] = field(default_factory=list)
+    window_records: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, latency_ms: float) -> None:
+        with self.lock:
+            self.latencies.append(latency_ms)
+            self.window.append(latency_ms)
+
+    def progress(self, sent: int, record_size: int) -> None:
+        now = time.perf_counter()
+        if now - self.window_start < PROGRESS_EVERY_S:
+            return
+        with self.lock:
+            window, self.window = self.window, []
+        n = sent - self.window_records
+        elapsed = now - self.window_start
+        print(_line(n, elapsed, record_size, window), flush=True)
+        self.window_start, self.window_records = now, sent
+
+
+def _line(n: int, elapsed: float, record_size: int, latencies: list[float]) -> str:
+    rate = n / elapsed if elapsed > 0 else 0.0
+    avg = statistics.fmean(latencies) if latencies else 0.0
+    mx = max(latencies) if latencies else 0.0
+    return (
+        f"{n} records sent, {rate:.1f} records/sec ({rate * record_size / 1_048_576:.2f} MB/sec), "
+        f"{avg:.2f} ms avg latency, {mx:.2f} ms max latency."
+    )
+
+
+def _percentiles(latencies: list[float]) -> str:
+    if not latencies:
+        return "no latency samples"
+    s = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return s[min(len(s) - 1, int(q * len(s)))]
+
+    return f"{pct(0.5):.2f} ms 50th, {pct(0.95):.2f} ms 95th, {pct(0.99):.2f} ms 99th, {pct(0.999):.2f} ms 99.9th."
+
+
+def _produce(args: argparse.Namespace) -> int:
+    producer = _producer(args)
+    payload = os.urandom(args.record_size)
+    stats = Stats()
+    throttle = Throttle(args.throughput)
+    failures: list[Exception] = []
+
+    def sampled(sent_at: float):  # noqa: ANN202 - callback factory
+        def done(err: Exception | None, _md: object) -> None:
+            if err is not None:
+                failures.append(err)
+            else:
+                stats.record((time.perf_counter() - sent_at) * 1000)
+
+        return done
+
+    try:
+        for i in range(args.num_records):
+            if i % LATENCY_SAMPLE_EVERY == 0:
+                producer.send(args.topic, payload, on_delivery=sampled(time.perf_counter()))
+                stats.progress(i, args.record_size)
+            else:
+                producer.send(args.topic, payload)
+            throttle.wait(i + 1)
+        producer.flush()
+    finally:
+        producer.close()
+    elapsed = time.perf_counter() - stats.start
+    print(_line(args.num_records, elapsed, args.record_size, stats.latencies)[:-1] + ", " + _percentiles(stats.latencies))
+    if failures:
+        print(f"{len(failures)} sampled sends failed, first: {failures[0]}")
+        return 1
+    return 0
+
+
+def _consume(args: argparse.Namespace) -> int:
+    consumer = Consumer(
+        bootstrap_servers=args.bootstrap_server, auto_offset_reset="earliest", max_poll_records=10_000,
+        max_partition_fetch_bytes=args.max_partition_fetch_bytes,
+    )
+    try:
+        tps = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic))]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        start = time.perf_counter()
+        count = total_bytes = 0
+        last = start
+        while count < args.num_records:
+            records = consumer.poll(timeout_ms=500)
+            now = time.perf_counter()
+            if not records:
+                if (now - last) * 1000 > args.timeout_ms:
+                    print(f"WARNING: exiting before consuming the expected number of records: timeout ({args.timeout_ms} ms) exceeded.")
+                    break
+                continue
+            last = now
+            count += len(records)
+            total_bytes += sum(len(r.value or b"") for r in records)
+        elapsed = last - start
+    finally:
+        consumer.close()
+    mb = total_bytes / 1_048_576
+    fmt = "%Y-%m-%d %H:%M:%S"
+    print("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec")
+    print(
+        f"{time.strftime(fmt)}, {time.strftime(fmt)}, {mb:.4f}, {mb / elapsed if elapsed else 0:.4f}, "
+        f"{count}, {count / elapsed if elapsed else 0:.1f}"
+    )
+    return 0 if count >= args.num_records else 1
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    consumer = Consumer(bootstrap_servers=args.bootstrap_server, auto_offset_reset="latest", fetch_max_wait_ms=500)
+    producer = _producer(args)
+    latencies: list[float] = []
+    try:
+        tps = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic))]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.position(tp)
+        done = threading.Event()
+
+        def consume() -> None:
+            deadline = time.monotonic() + args.num_records / max(args.throughput, 1) + 30
+            while len(latencies) < args.num_records and time.monotonic() < deadline:
+                for r in consumer.poll(timeout_ms=100):
+                    latencies.append((time.perf_counter() - float(r.value[:24].decode())) * 1000)
+            done.set()
+
+        reader = threading.Thread(target=consume, name="bench-e2e-consumer", daemon=True)
+        reader.start()
+        throttle = Throttle(args.throughput)
+        pad = b"x" * max(0, args.record_size - 24)
+        last_progress = time.perf_counter()
+        for i in range(args.num_records):
+            producer.send(args.topic, f"{time.perf_counter():24.6f}".encode() + pad)
+            throttle.wait(i + 1)
+            if time.perf_counter() - last_progress >= PROGRESS_EVERY_S:
+                last_progress = time.perf_counter()
+                print(f"{i + 1} records sent, {len(latencies)} received", flush=True)
+        producer.flush()
+        done.wait()
+    finally:
+        producer.close()
+        consumer.close()
+    print(f"{len(latencies)} records received of {args.num_records}, end-to-end latency: {_percentiles(latencies)} max {max(latencies, default=0):.2f} ms.")
+    return 0 if len(latencies) == args.num_records else 1

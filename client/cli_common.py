@@ -1,0 +1,34 @@
+"""Helpers shared by the client command-line tools."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from caudal.common.errors import CaudalError
+
+
+def add_bootstrap(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap-server", default="localhost:9092", help="broker to connect to, HOST:PORT (default localhost:9092)"
+    )
+
+
+def parse_kv(items: list[str] | None, flag: str) -> dict[str, str]:
+    """``["a=1", "b=2"]`` (or comma-joined) → ``{"a": "1", "b": "2"}``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        for pair in item.split(","):
+            if not pair:
+                continue
+            if "=" not in pair:
+                raise SystemExit(f"{flag} expects key=value, got {pair!r}")
+            k, v = pair.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def fail(err: CaudalError) -> int:
+    """Print a client error the way Kafka's tools do and return the exit status."""
+    print(f"Error: {err}", file=sys.stderr)
+    return 1

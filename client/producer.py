@@ -1,0 +1,154 @@
+"""The blocking Producer: ``send`` returns a future of RecordMetadata.
+
+``send`` runs in the caller's thread: it picks the partition (murmur2 of the
+key, sticky for null keys, or a custom partitioner), encodes the record into
+the partition's open batch, and returns at once. The sender task on the
+client's I/O thread does all network work. ``flush`` waits for everything sent
+so far; ``close`` flushes and stops the I/O thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Iterable, Optional
+
+from caudal.client._transport import Connections, parse_bootstrap
+from caudal.client.accumulator import DeliveryCallback, FutureRecordMetadata, RecordAccumulator
+from caudal.client.cluster import MetadataManager
+from caudal.client.config import ProducerConfig, build_config
+from caudal.client.io_thread import IOThread
+from caudal.client.sender import Sender
+from caudal.client.structs import TopicPartition
+from caudal.common.errors import CaudalError, InvalidRequestError, KafkaTimeoutError, UnknownTopicOrPartitionError
+from caudal.common.partitioner import StickyPartitioner, partition_for_key
+
+log = logging.getLogger(__name__)
+
+Header = tuple[str, Optional[bytes]]
+
+
+class Producer:
+    """Thread-safe Kafka-style producer. Options are Kafka's names in snake_case."""
+
+    def __init__(self, **options: Any) -> None:
+        self.config: ProducerConfig = build_config(ProducerConfig, options)
+        self._io = IOThread(f"caudal-producer-io-{id(self):x}")
+        self._conns = Connections()
+        self._metadata = MetadataManager(self._conns, parse_bootstrap(self.config.bootstrap_servers), self.config.request_timeout_ms / 1000)
+        self._acc = RecordAccumulator(
+            self.config.batch_size, self.config.linger_ms, self.config.compression, self.config.buffer_memory, self.config.delivery_timeout_ms
+        )
+        self._sticky = StickyPartitioner()
+        self._sender = self._io.run(self._start_sender())
+        self._closed = False
+
+    async def _start_sender(self) -> Sender:
+        sender = Sender(self.config, self._acc, self._metadata)
+        self._sender_task = asyncio.ensure_future(sender.run())
+        return sender
+
+    def send(
+        self,
+        topic: str,
+        value: Optional[bytes] = None,
+        key: Optional[bytes] = None,
+        headers: Optional[Iterable[Header]] = None,
+        partition: Optional[int] = None,
+        timestamp_ms: Optional[int] = None,
+        on_delivery: Optional[DeliveryCallback] = None,
+    ) -> FutureRecordMetadata:
+        """Queue a record; the future resolves when the broker acknowledges it (per ``acks``)."""
+        if self._closed:
+            raise InvalidRequestError("Cannot send after the producer is closed.")
+        if key is not None and not isinstance(key, (bytes, bytearray)):
+            raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
+        if value is not None and not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"value must be bytes or None, got {type(value).__name__}")
+        count = self._partition_count(topic)
+        sticky = partition is None and key is None and self.config.partitioner is None
+        if partition is None:
+            partition = self._choose_partition(topic, key, count)
+        elif not 0 <= partition < count:
+            raise UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata.")
+        tp = TopicPartition(topic, partition)
+        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        future, wake = self._acc.append(tp, timestamp, key, value, headers or (), self.config.max_block_ms / 1000)
+        if wake:
+            if sticky:
+                self._sticky.on_new_batch(topic, count, partition)
+            self._io.call_soon(self._sender.wakeup)
+        if on_delivery is not None:
+            future.add_callback(on_delivery)
+        return future
+
+    def _choose_partition(self, topic: str, key: Optional[bytes], count: int) -> int:
+        if self.config.partitioner is not None:
+            all_partitions = list(range(count))
+            return self.config.partitioner(key, all_partitions, all_partitions)
+        if key is None:
+            return self._sticky.partition(topic, count)
+        return partition_for_key(key, count)
+
+    def _partition_count(self, topic: str) -> int:
+        count = self._metadata.cluster.partition_counts.get(topic)
+        if count is not None:
+            return count
+        deadline = time.monotonic() + self.config.max_block_ms / 1000
+        backoff = self.config.retry_backoff_ms / 1000
+        last: Exception | None = None
+        while True:
+            try:
+                cluster = self._io.run(self._metadata.refresh([topic]))
+            except CaudalError as e:
+                last = e
+            else:
+                count = cluster.partition_counts.get(topic)
+                if count is not None:
+                    return count
+                last = cluster.topic_errors.get(topic, last)
+            if time.monotonic() + backoff >= deadline:
+                raise KafkaTimeoutError(
+                    f"Topic {topic} not present in metadata after {self.config.max_block_ms} ms ({last})"
+                )
+            time.sleep(backoff)
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self._partition_count(topic)))
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Send everything queued now and wait until each is acknowledged or failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._acc.flushing += 1
+        try:
+            self._io.call_soon(self._sender.wakeup)
+            for batch in self._acc.incomplete():
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not batch.result.event.wait(remaining):
+                    raise KafkaTimeoutError(f"flush did not complete within {timeout} s")
+        finally:
+            self._acc.flushing -= 1
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Flush, then stop the I/O thread; records still unsent at the timeout fail."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush(timeout)
+        except KafkaTimeoutError:
+            log.warning("event=producer_close_timeout unsent_batches=%d", len(self._acc.incomplete()))
+        self._acc.abort_all(KafkaTimeoutError("producer closed before the record was sent"))
+        self._io.run(self._shutdown(), timeout=10)
+        self._io.stop()
+
+    async def _shutdown(self) -> None:
+        self._sender_task.cancel()
+        await self._conns.close()
+
+    def __enter__(self) -> "Producer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

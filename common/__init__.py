@@ -1,0 +1,1 @@
+"""Code both the servers and the client need: record batch codec, partitioner, configs, errors."""

@@ -1,0 +1,1 @@
+"""The controller: owner of cluster metadata (topics, partitions, brokers, configs)."""

@@ -1,0 +1,487 @@
+"""PartitionLog on real RocksDB: offsets, reads, recovery, segments, retention, ListOffsets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from caudal.broker.log import PartitionLog
+from caudal.broker.storage import CF_INDEX, CF_LOG, Store, partition_key, prefix_end
+from caudal.common.errors import (
+    InvalidRecordError,
+    MessageTooLargeError,
+    OffsetOutOfRangeError,
+    StorageError,
+    UnknownTopicOrPartitionError,
+)
+from caudal.common.record_batch import build_batch, decode_all, iter_batches, validate_batches
+from caudal.common.topic_config import TopicConfig
+
+TOPIC = bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+class Clock:
+    """Deterministic millisecond clock."""
+
+    def __init__(self, now: int = 1_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def batch(n: int = 1, ts: int = 1000, key: bytes | None = None, size: int = 10) -> bytes:
+    return build_batch([(ts + i, key, b"x" * size, ()) for i in range(n)])
+
+
+def payload_of(*batches: bytes) -> tuple[bytes, list]:
+    payload = b"".join(batches)
+    return payload, validate_batches(payload)
+
+
+async def append(plog: PartitionLog, *batches: bytes, epoch: int = 0):
+    payload, headers = payload_of(*batches)
+    return await plog.append(payload, headers, epoch)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "db")
+    yield s
+    s.close()
+
+
+def open_log(store, config=None, clock=None, partition=0) -> PartitionLog:
+    return PartitionLog.open(store, TOPIC, partition, config or TopicConfig(), clock or Clock())
+
+
+def offsets_of(data: bytes) -> list[int]:
+    return [r.offset for r in decode_all(data)]
+
+
+def test_concurrent_appends_get_contiguous_ordered_offsets(store):
+    plog = open_log(store)
+
+    async def main():
+        tasks = [asyncio.ensure_future(append(plog, batch(1 + i % 4))) for i in range(60)]
+        await asyncio.sleep(0)  # every task ran up to its first await
+        assert plog.log_end_offset == sum(1 + i % 4 for i in range(60))  # assigned before any write
+        assert plog.durable_end_offset < plog.log_end_offset
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(main())
+    expected = 0
+    for i, r in enumerate(results):
+        assert r.base_offset == expected
+        assert r.last_offset == expected + i % 4
+        assert r.log_append_time == -1 and r.log_start_offset == 0
+        expected = r.last_offset + 1
+    assert plog.log_end_offset == plog.durable_end_offset == expected
+    data = plog.read(0, 10**9, plog.log_end_offset)
+    assert offsets_of(data) == list(range(expected))
+    assert len(validate_batches(data)) == 60  # stored whole, CRCs still valid after the rewrite
+
+
+def test_append_rewrites_offsets_and_leader_epoch_of_every_batch(store):
+    plog = open_log(store)
+    asyncio.run(append(plog, batch(2), batch(3), epoch=7))
+    headers = validate_batches(plog.read(0, 10**6, 5))
+    assert [(h.base_offset, h.last_offset, h.partition_leader_epoch) for h in headers] == [(0, 1, 7), (2, 4, 7)]
+
+
+def test_group_commit_batches_many_appends_into_few_writes(store):
+    plog = open_log(store)
+    committer = store.committer
+
+    async def main():
+        await asyncio.gather(*(append(plog, batch(1)) for _ in range(300)))
+
+    asyncio.run(main())
+    assert committer.commits == 300
+    assert committer.writes <= 30  # far fewer RocksDB writes than appends
+    assert committer.syncs == committer.writes  # log.flush.policy=sync (the default)
+
+
+def test_replication_flush_policy_does_not_fsync(store):
+    plog = open_log(store, TopicConfig.from_dict({"log.flush.policy": "replication"}))
+    asyncio.run(append(plog, batch(3)))
+    assert store.committer.syncs == 0 and plog.durable_end_offset == 3
+
+
+def test_read_returns_the_batch_containing_the_offset_and_respects_bounds(store):
+    plog = open_log(store)
+    b = [batch(5, size=100) for _ in range(4)]  # offsets 0-4, 5-9, 10-14, 15-19
+    asyncio.run(append(plog, *b))
+    size = len(b[0])
+
+    assert offsets_of(plog.read(7, 10**6, 20))[0] == 5  # the batch containing 7 starts at 5
+    assert offsets_of(plog.read(5, 10**6, 20))[0] == 5
+    assert len(plog.read(0, 2 * size, 20)) == 2 * size  # stops at max_bytes on a batch boundary
+    assert len(plog.read(0, 2 * size + 1, 20)) == 2 * size  # never a partial batch
+    assert len(plog.read(0, 1, 20)) == size  # at least one whole batch (KIP-74)
+    assert offsets_of(plog.read(0, 10**6, 10)) == list(range(10))  # max_offset is exclusive (the HW)
+    assert plog.read(10, 10**6, 10) == b""  # at the upper bound: nothing yet
+    assert plog.read(20, 10**6, 20) == b""  # at the log end
+    with pytest.raises(OffsetOutOfRangeError, match="fetch offset 21 is out of range.*log end offset 20"):
+        plog.read(21, 10**6, 20)
+    with pytest.raises(OffsetOutOfRangeError):
+        plog.read(-1, 10**6, 20)
+
+
+def test_reads_stay_inside_their_partition(store):
+    p0, p1 = open_log(store, partition=0), open_log(store, partition=1)
+
+    async def main():
+        await append(p0, batch(2, key=b"p0"))
+        await append(p1, batch(3, key=b"p1"))
+
+    asyncio.run(main())
+    assert {r.key for r in decode_all(p0.read(0, 10**6, 10))} == {b"p0"}
+    assert offsets_of(p1.read(1, 10**6, 10)) == [0, 1, 2]
+
+
+def test_recovery_after_reopen_without_checkpoint(tmp_path):
+    path = tmp_path / "db"
+    clock = Clock()
+    config = TopicConfig.from_dict({"segment.bytes": "300"})
+    store = Store(path)
+    plog = open_log(store, config, clock)
+
+    async def main():
+        for i in range(10):
+            clock.now += 10
+            await append(plog, batch(2, ts=clock.now, size=50), epoch=i // 4)
+        plog.update_high_watermark(plog.durable_end_offset)
+
+    asyncio.run(main())
+    before = (plog.log_start_offset, plog.log_end_offset, plog.segments, plog.read(0, 10**9, 20))
+    epochs = [plog.end_offset_for_epoch(e) for e in range(4)]
+    by_time = plog.offset_for_timestamp(clock.now - 15)
+    assert by_time is not None and len(plog.segments) > 1
+    store.close()  # a crash: no flush(), no HW checkpoint
+
+    store = Store(path)
+    try:
+        again = open_log(store, config, Clock(clock.now))
+        assert (again.log_start_offset, again.log_end_offset, again.segments, again.read(0, 10**9, 20)) == before
+        assert again.durable_end_offset == again.log_end_offset == 20
+        assert [again.end_offset_for_epoch(e) for e in range(4)] == epochs
+        assert 0 <= again.high_watermark <= 20
+        assert again.offset_for_timestamp(clock.now - 15) == by_time
+        r = asyncio.run(append(again, batch(1), epoch=2))
+        assert r.base_offset == 20
+    finally:
+        store.close()
+
+
+def test_high_watermark_checkpoint_and_clamping(tmp_path):
+    path = tmp_path / "db"
+    clock = Clock()
+    store = Store(path)
+    plog = open_log(store, clock=clock)
+
+    async def main():
+        await append(plog, batch(10))
+        assert plog.update_high_watermark(4) == 4
+        assert plog.update_high_watermark(99) == 10  # clamped to the log end offset
+        await plog.flush()
+
+    asyncio.run(main())
+    store.close()
+    store = Store(path)
+    try:
+        assert open_log(store).high_watermark == 10
+    finally:
+        store.close()
+
+
+def test_segments_roll_by_bytes(store):
+    plog = open_log(store, TopicConfig.from_dict({"segment.bytes": "250"}))
+    size = len(batch(1, size=40))
+
+    async def main():
+        for _ in range(7):
+            await append(plog, batch(1, size=40))
+
+    asyncio.run(main())
+    per_segment = 250 // size
+    segs = plog.segments
+    assert [s.size_bytes for s in segs[:-1]] == [per_segment * size] * (len(segs) - 1)
+    assert all(a.end_offset == b.base_offset for a, b in zip(segs, segs[1:]))
+    assert segs[0].base_offset == 0 and segs[-1].end_offset == 7
+    assert sum(s.size_bytes for s in segs) == plog.size_bytes == 7 * size
+
+
+def test_oversized_batch_gets_its_own_segment_and_max_message_bytes_is_enforced(store):
+    plog = open_log(store, TopicConfig.from_dict({"segment.bytes": "100", "max.message.bytes": "500"}))
+
+    async def main():
+        await append(plog, batch(1, size=10))
+        await append(plog, batch(1, size=200))
+        with pytest.raises(MessageTooLargeError):
+            await append(plog, batch(1, size=600))
+
+    asyncio.run(main())
+    assert [(s.base_offset, s.end_offset) for s in plog.segments] == [(0, 1), (1, 2)]
+    assert plog.log_end_offset == 2  # the rejected append assigned nothing
+
+
+def test_segments_roll_by_time(store):
+    clock = Clock()
+    plog = open_log(store, TopicConfig.from_dict({"segment.ms": "1000"}), clock)
+
+    async def main():
+        await append(plog, batch(1))
+        clock.now += 999
+        await append(plog, batch(1))
+        clock.now += 1
+        await append(plog, batch(1))
+
+    asyncio.run(main())
+    assert [(s.base_offset, s.end_offset) for s in plog.segments] == [(0, 2), (2, 3)]
+    assert plog.segments[1].created_ms == clock.now
+
+
+def _log_with_segments(store, clock, extra_config=None, count=5) -> PartitionLog:
+    """``count`` closed segments of one batch each (timestamps 1000, 2000, ...) plus an active one."""
+    config = TopicConfig.from_dict({"segment.bytes": "100", **(extra_config or {})})
+    plog = open_log(store, config, clock)
+
+    async def main():
+        for i in range(count + 1):
+            await append(plog, batch(2, ts=(i + 1) * 1000, size=60))
+        plog.update_high_watermark(plog.durable_end_offset)
+
+    asyncio.run(main())
+    assert len(plog.segments) == count + 1
+    return plog
+
+
+def test_retention_by_time_deletes_whole_closed_segments(store):
+    clock = Clock()
+    plog = _log_with_segments(store, clock, {"retention.ms": "10000"})
+    pkey = partition_key(TOPIC, 0)
+
+    async def main():
+        assert plog.enforce_retention(12_000) == 1  # only ts=1000 is more than 10 s old
+        assert plog.enforce_retention(12_000) == 0
+        assert plog.enforce_retention(10**9) == 4  # everything closed, never the active one
+        await plog.flush()
+
+    asyncio.run(main())
+    assert plog.log_start_offset == 10 and len(plog.segments) == 1
+    assert plog.log_end_offset == 12
+    with pytest.raises(OffsetOutOfRangeError, match="log start offset 10"):
+        plog.read(0, 10**6, 12)
+    assert offsets_of(plog.read(10, 10**6, 12)) == [10, 11]
+    assert [k[-8:] for k, _ in store.items(CF_LOG, pkey, prefix_end(pkey))] == [(10).to_bytes(8, "big")]
+    assert len(list(store.items(CF_INDEX, pkey, prefix_end(pkey)))) == 1  # only the active batch's entry
+    assert plog.offset_for_timestamp(0) == (10, 6000)
+
+
+def test_retention_by_bytes_keeps_the_newest_segments(store):
+    clock = Clock()
+    seg_size = len(batch(2, size=60))
+    plog = _log_with_segments(store, clock, {"retention.bytes": str(3 * seg_size), "retention.ms": "-1"})
+
+    async def main():
+        deleted = plog.enforce_retention(clock.now)
+        await plog.flush()
+        return deleted
+
+    assert asyncio.run(main()) == 3
+    assert plog.size_bytes == 3 * seg_size and plog.log_start_offset == 6
+
+
+def test_retention_never_deletes_above_the_high_watermark_or_for_compact_only(store):
+    clock = Clock()
+    plog = _log_with_segments(store, clock, {"retention.ms": "1"})
+
+    async def main():
+        plog.update_high_watermark(4)
+        assert plog.enforce_retention(10**9) == 2
+        compact_only = open_log(store, TopicConfig.from_dict({"cleanup.policy": "compact", "retention.ms": "1"}), clock, 1)
+        await append(compact_only, batch(1))
+        assert compact_only.enforce_retention(10**9) == 0
+
+    asyncio.run(main())
+    assert plog.log_start_offset == 4
+
+
+def test_retention_survives_reopen(tmp_path):
+    clock = Clock()
+    store = Store(tmp_path / "db")
+    plog = _log_with_segments(store, clock, {"retention.ms": "1"})
+
+    async def main():
+        plog.enforce_retention(10**9)
+        await plog.flush()
+
+    asyncio.run(main())
+    segments = plog.segments
+    store.close()
+    store = Store(tmp_path / "db")
+    try:
+        again = open_log(store, plog.config, clock)
+        assert again.segments == segments and again.log_start_offset == 10
+    finally:
+        store.close()
+
+
+def test_offset_for_timestamp(store):
+    plog = open_log(store)
+
+    async def main():
+        await append(plog, build_batch([(100, None, b"a", ()), (300, None, b"b", ())]))  # 0, 1
+        await append(plog, build_batch([(200, None, b"c", ()), (250, None, b"d", ())]))  # 2, 3 (late)
+        await append(plog, build_batch([(400, None, b"e", ()), (350, None, b"f", ())]))  # 4, 5
+
+    asyncio.run(main())
+    assert plog.offset_for_timestamp(0) == (0, 100)
+    assert plog.offset_for_timestamp(100) == (0, 100)
+    assert plog.offset_for_timestamp(101) == (1, 300)
+    assert plog.offset_for_timestamp(250) == (1, 300)  # earliest offset, not the closest timestamp
+    assert plog.offset_for_timestamp(301) == (4, 400)
+    assert plog.offset_for_timestamp(400) == (4, 400)
+    assert plog.offset_for_timestamp(401) is None
+
+
+def test_truncate_to(tmp_path):
+    path = tmp_path / "db"
+    store = Store(path)
+    plog = open_log(store, TopicConfig.from_dict({"segment.bytes": "200"}))
+
+    async def main():
+        for i in range(6):  # batches of 3 at 0, 3, 6, ...; epochs 0,0,1,1,2,2
+            await append(plog, batch(3, ts=1000 * (i + 1), size=30), epoch=i // 2)
+        plog.update_high_watermark(18)
+        await plog.truncate_to(10)  # inside the batch 9-11: that batch goes too
+        assert plog.log_end_offset == plog.durable_end_offset == 9
+        assert plog.high_watermark == 9
+        assert offsets_of(plog.read(0, 10**6, 100)) == list(range(9))
+        assert plog.offset_for_timestamp(3500) is None
+        assert plog.end_offset_for_epoch(1) == (1, 9) and plog.end_offset_for_epoch(2) == (-1, -1)
+        r = await append(plog, batch(1, ts=500), epoch=3)
+        assert r.base_offset == 9
+        assert plog.end_offset_for_epoch(1) == (1, 9)
+        await plog.truncate_to(9)
+
+    asyncio.run(main())
+    segments = plog.segments
+    assert segments[-1].end_offset == 9
+    assert sum(s.size_bytes for s in segments) == len(plog.read(0, 10**6, 100))
+    store.close()
+    store = Store(path)
+    try:
+        again = open_log(store, plog.config)
+        assert again.segments == segments and again.log_end_offset == 9
+        assert again.end_offset_for_epoch(1) == (1, 9) and again.latest_epoch == 1
+    finally:
+        store.close()
+
+
+def test_truncate_below_log_start_empties_the_log(store):
+    clock = Clock()
+    plog = _log_with_segments(store, clock, {"retention.ms": "1"})
+
+    async def main():
+        plog.enforce_retention(10**9)
+        await plog.truncate_to(3)
+        assert (plog.log_start_offset, plog.log_end_offset, plog.high_watermark) == (3, 3, 3)
+        assert plog.read(3, 100, 3) == b""
+        assert (await append(plog, batch(1))).base_offset == 3
+
+    asyncio.run(main())
+    pkey = partition_key(TOPIC, 0)
+    assert offsets_of(b"".join(v for _, v in store.items(CF_LOG, pkey, prefix_end(pkey)))) == [3]
+
+
+def test_delete_drops_the_partition_and_leaves_others(tmp_path):
+    path = tmp_path / "db"
+    store = Store(path)
+    p0, p1 = open_log(store, partition=0), open_log(store, partition=1)
+
+    async def main():
+        await append(p0, batch(3))
+        await append(p1, batch(2))
+        p0.delete()
+        with pytest.raises(UnknownTopicOrPartitionError):
+            p0.read(0, 100, 3)
+        with pytest.raises(UnknownTopicOrPartitionError):
+            await append(p0, batch(1))
+        await store.commit((), True)
+
+    asyncio.run(main())
+    store.close()
+    store = Store(path)
+    try:
+        assert open_log(store, partition=0).log_end_offset == 0
+        assert open_log(store, partition=1).log_end_offset == 2
+    finally:
+        store.close()
+
+
+def test_leader_epoch_cache(store):
+    plog = open_log(store)
+
+    async def main():
+        await append(plog, batch(2), epoch=1)  # 0-1
+        await append(plog, batch(2), epoch=1)  # 2-3
+        await append(plog, batch(2), epoch=3)  # 4-5
+        await append(plog, batch(1), epoch=6)  # 6
+
+    asyncio.run(main())
+    assert plog.latest_epoch == 6
+    assert plog.end_offset_for_epoch(0) == (0, 0)  # before the first epoch: its start
+    assert plog.end_offset_for_epoch(1) == (1, 4)
+    assert plog.end_offset_for_epoch(2) == (1, 4)  # unknown epoch: the one before it
+    assert plog.end_offset_for_epoch(3) == (3, 6)
+    assert plog.end_offset_for_epoch(6) == (6, 7)
+    assert plog.end_offset_for_epoch(7) == (-1, -1)
+
+
+def test_append_replica_keeps_leader_offsets(store):
+    leader = open_log(store, partition=0)
+    follower = open_log(store, partition=1)
+
+    async def main():
+        await append(leader, batch(2), batch(3), epoch=4)
+        data = leader.read(0, 10**6, 5)
+        await follower.append_replica(data, validate_batches(data))
+        assert follower.log_end_offset == 5 and follower.latest_epoch == 4
+        with pytest.raises(InvalidRecordError, match="overlaps"):
+            await follower.append_replica(data, validate_batches(data))
+
+    asyncio.run(main())
+    assert follower.read(0, 10**6, 5) == leader.read(0, 10**6, 5)
+
+
+def test_storage_failure_takes_the_log_offline(tmp_path):
+    store = Store(tmp_path / "db")
+    plog = open_log(store)
+
+    async def main():
+        await append(plog, batch(1))
+        store._db.close()  # RocksDB now fails every write
+        with pytest.raises(StorageError):
+            await append(plog, batch(1))
+        with pytest.raises(StorageError, match="offline"):
+            await append(plog, batch(1))
+
+    asyncio.run(main())
+    assert plog.durable_end_offset == 1
+    store.committer.close()
+
+
+def test_payload_must_match_headers(store):
+    plog = open_log(store)
+    payload, headers = payload_of(batch(1), batch(1))
+
+    async def main():
+        with pytest.raises(InvalidRecordError):
+            await plog.append(payload, headers[:1], 0)
+
+    asyncio.run(main())
+    assert plog.log_end_offset == 0
+    assert [pos for pos, _ in iter_batches(payload)] == [0, len(payload) // 2]
