@@ -7,11 +7,12 @@ cover). Appends and fetches never decode records.
 
 Per partition, the other column families hold:
 
-- ``index``: one empty-valued key ``pkey + max timestamp (8) + base offset (8)`` for
-  every batch that raises the partition's running maximum timestamp. Keys therefore
-  ascend in timestamp *and* offset, so ListOffsets-by-time is one seek (the first key
-  at or after the target timestamp names the earliest batch that can hold it) and
-  dropping a prefix of the log is one range delete.
+- ``index``: a time index per segment: one empty-valued key ``pkey + segment base (8)
+  + max timestamp (8) + batch base offset (8)`` for every batch that raises its
+  segment's running maximum timestamp. Within a segment keys ascend in timestamp
+  *and* offset, so ListOffsets-by-time picks the first segment whose max timestamp
+  reaches the target (in memory), then one seek names the earliest batch that can
+  hold it. Dropping segments or truncating a tail is a range delete.
 - ``meta``: ``pkey + b"S" + base offset`` -> segment descriptor, one key per segment;
   ``pkey + b"H"`` -> high watermark checkpoint; ``pkey + b"E" + epoch`` -> start offset
   of that leader epoch.
@@ -33,25 +34,10 @@ from functools import partial
 from typing import NamedTuple
 
 from caudal.broker import log_cleaner
-from caudal.broker.storage import (
-    CF_INDEX,
-    CF_LOG,
-    CF_META,
-    DeleteRange,
-    Op,
-    Store,
-    log_key,
-    offset_of_key,
-    partition_key,
-    prefix_end,
-)
-from caudal.common.errors import (
-    InvalidRecordError,
-    MessageTooLargeError,
-    OffsetOutOfRangeError,
-    StorageError,
-    UnknownTopicOrPartitionError,
-)
+from caudal.broker.storage import CF_INDEX, CF_LOG, CF_META, DeleteRange, Op, Store
+from caudal.broker.storage import log_key, offset_of_key, partition_key, prefix_end
+from caudal.common.errors import InvalidRecordError, MessageTooLargeError, OffsetOutOfRangeError
+from caudal.common.errors import StorageError, UnknownTopicOrPartitionError
 from caudal.common.record_batch import BatchHeader, decode_records, parse_header, with_base_offset
 from caudal.common.topic_config import TopicConfig
 
@@ -87,7 +73,7 @@ class Segment:
     end_offset: int
     size_bytes: int = 0
     max_timestamp: int = -1
-    """Largest batch max timestamp appended (kept through compaction and truncation)."""
+    """Largest batch max timestamp in the segment (kept through compaction, recomputed by truncation)."""
     created_ms: int = -1
     """Clock time of the first append (-1 while empty): ``segment.ms`` counts from here."""
     modified_ms: int = -1
@@ -124,17 +110,9 @@ class PartitionLog:
     contiguous and there is always at least one (the active, last one).
     """
 
-    def __init__(
-        self,
-        store: Store,
-        topic_id: bytes,
-        partition: int,
-        config: TopicConfig,
-        clock: Clock,
-        segments: list[Segment],
-        high_watermark: int,
-        epochs: list[tuple[int, int]],
-    ) -> None:
+    def __init__(self, store: Store, topic_id: bytes, partition: int, config: TopicConfig, clock: Clock,
+                 segments: list[Segment], high_watermark: int, epochs: list[tuple[int, int]]) -> None:
+        """Use :meth:`open`; this takes the state it recovered."""
         self.config = config
         self.topic_id = topic_id
         self.partition = partition
@@ -150,8 +128,8 @@ class PartitionLog:
         self._hw_checkpoint_ms = clock()
         self._epochs = [e for e, _ in epochs]
         self._epoch_starts = [s for _, s in epochs]
-        self._max_timestamp = max(s.max_timestamp for s in segments)
         self._failed: StorageError | None = None
+        self._inflight = 0  # commits submitted and not yet completed
         self._deleted = False
 
     @classmethod
@@ -175,10 +153,8 @@ class PartitionLog:
             for key, value in store.items(CF_META, pkey + _TAG_EPOCH, prefix_end(pkey + _TAG_EPOCH))
         ]
         plog = cls(store, topic_id, partition, config, clock, segments, _I64.unpack(raw_hw)[0] if raw_hw else 0, epochs)
-        log.debug(
-            "event=log_opened partition=%s log_start=%d leo=%d hw=%d segments=%d",
-            plog.name, plog.log_start_offset, plog.log_end_offset, plog.high_watermark, len(segments),
-        )
+        log.debug("event=log_opened partition=%s log_start=%d leo=%d hw=%d segments=%d", plog.name,
+                  plog.log_start_offset, plog.log_end_offset, plog.high_watermark, len(segments))
         return plog
 
     # ---- state ---------------------------------------------------------------
@@ -255,8 +231,8 @@ class PartitionLog:
         self._check_open()
         base = self._leo
         ops = self._stage(payload, headers, leader_epoch)
-        end = self._leo
-        await self._commit_append(ops, end)
+        end = self._leo  # read before awaiting: later appends move the log end offset
+        await self._commit(ops, self.config.sync_writes, end)
         return AppendResult(base, end - 1, -1, self.log_start_offset)
 
     async def append_replica(self, payload: bytes, headers: list[BatchHeader]) -> None:
@@ -267,12 +243,14 @@ class PartitionLog:
         """
         self._check_open()
         ops = self._stage(payload, headers, None)
-        await self._commit_append(ops, self._leo)
+        await self._commit(ops, self.config.sync_writes, self._leo)
 
-    def _commit_append(self, ops: list[Op], end: int) -> asyncio.Future[None]:
+    def _commit(self, ops: list[Op], sync: bool, end: int = 0) -> asyncio.Future[None]:
+        """Group-commit ``ops``; ``end`` is the log end offset they make durable (0: maintenance)."""
+        self._inflight += 1
         try:
-            return self._store.commit(ops, self.config.sync_writes, partial(self._on_written, end))
-        except StorageError as exc:  # offsets are already assigned: the log cannot go on
+            return self._store.commit(ops, sync, partial(self._on_written, end))
+        except StorageError as exc:  # state already reflects these ops: the log cannot go on
             self._on_written(end, exc)
             raise
 
@@ -289,14 +267,10 @@ class PartitionLog:
         for h in headers:
             size = h.size
             if size > limit:
-                raise MessageTooLargeError(
-                    f"batch of {size} bytes exceeds max.message.bytes={limit} of partition {self.name}"
-                )
+                raise MessageTooLargeError(f"batch of {size} bytes exceeds max.message.bytes={limit} ({self.name})")
             if leader_epoch is None:
                 if h.base_offset < expected:
-                    raise InvalidRecordError(
-                        f"replicated batch at offset {h.base_offset} overlaps the log of {self.name} (next offset {expected})"
-                    )
+                    raise InvalidRecordError(f"replicated batch at {h.base_offset} overlaps {self.name} (next {expected})")
                 expected = h.next_offset
             total += size
         if total != len(payload):
@@ -328,9 +302,9 @@ class PartitionLog:
                 touched.append(seg)
             ops.append((CF_LOG, log_key(pkey, base), data))
             max_ts = h.max_timestamp
-            if max_ts > self._max_timestamp:
-                self._max_timestamp = max_ts
-                ops.append((CF_INDEX, pkey + _U64.pack(max_ts) + _U64.pack(base), b""))
+            if max_ts > seg.max_timestamp:  # the segment's running max rises: index this batch
+                seg.max_timestamp = max_ts
+                ops.append((CF_INDEX, self._index_prefix(seg.base_offset) + _U64.pack(max_ts) + _U64.pack(base), b""))
             if epoch > self.latest_epoch:
                 self._epochs.append(epoch)
                 self._epoch_starts.append(base)
@@ -338,8 +312,6 @@ class PartitionLog:
             self._leo = base + h.last_offset_delta + 1
             seg.end_offset = self._leo
             seg.size_bytes += size
-            if max_ts > seg.max_timestamp:
-                seg.max_timestamp = max_ts
             if seg.created_ms < 0:
                 seg.created_ms = now
             seg.modified_ms = now
@@ -349,6 +321,7 @@ class PartitionLog:
 
     def _on_written(self, end: int, exc: StorageError | None) -> None:
         """Group-commit completion (on the loop, in submission order)."""
+        self._inflight -= 1
         if exc is not None:
             if self._failed is None:
                 log.error("event=log_offline partition=%s error=%s", self.name, exc.message)
@@ -402,14 +375,20 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the earliest record with timestamp >= ``timestamp``, or None.
 
-        One index seek finds the first batch whose max timestamp reaches the target;
-        only that batch (or, after compaction, the next few) is decoded.
+        Earlier segments hold only older records (their max timestamp is lower); in the
+        first segment that reaches the target, one index seek finds the first batch
+        whose running max does. Only that batch (after compaction, maybe a few more)
+        is decoded.
         """
         self._check_open()
-        pkey = self._pkey
-        entry = self._store.first(CF_INDEX, pkey + _U64.pack(max(timestamp, 0)), self._pkey_end)
+        seg = next((s for s in self._segments if s.max_timestamp >= timestamp), None)
+        if seg is None:
+            return None
+        prefix = self._index_prefix(seg.base_offset)
+        entry = self._store.first(CF_INDEX, prefix + _U64.pack(max(timestamp, 0)), prefix_end(prefix))
         if entry is None:
             return None
+        pkey = self._pkey
         start = max(offset_of_key(entry[0]), self.log_start_offset)
         for key, value in self._store.items_from_floor(
             CF_LOG, log_key(pkey, start), log_key(pkey, self.log_start_offset), self._pkey_end
@@ -466,16 +445,14 @@ class PartitionLog:
         return count
 
     def _delete_oldest(self, count: int) -> None:
-        removed, self._segments = self._segments[:count], self._segments[count:]
+        del self._segments[:count]
         pkey = self._pkey
         new_start = self._segments[0].base_offset
         ops: list[Op] = [
             DeleteRange(CF_LOG, pkey, log_key(pkey, new_start)),
             DeleteRange(CF_META, pkey + _TAG_SEGMENT, self._segment_key(new_start)),
+            DeleteRange(CF_INDEX, pkey, self._index_prefix(new_start)),
         ]
-        max_ts = max(s.max_timestamp for s in removed)
-        if max_ts >= 0:  # every index entry of the removed batches has a timestamp <= max_ts
-            ops.append(DeleteRange(CF_INDEX, pkey, pkey + _U64.pack(max_ts + 1)))
         # Leader epochs: the one in force at new_start now starts there; older ones go.
         keep_from = max(bisect.bisect_right(self._epoch_starts, new_start) - 1, 0)
         for epoch in self._epochs[:keep_from]:
@@ -485,9 +462,7 @@ class PartitionLog:
             self._epoch_starts[0] = new_start
             ops.append((CF_META, pkey + _TAG_EPOCH + _U32.pack(self._epochs[0]), _I64.pack(new_start)))
         self._submit(ops, sync=False)
-        log.info(
-            "event=segments_deleted partition=%s count=%d log_start_offset=%d", self.name, count, new_start
-        )
+        log.info("event=segments_deleted partition=%s count=%d log_start_offset=%d", self.name, count, new_start)
 
     def compact(self, now_ms: int) -> int:
         """Rewrite closed segments keeping only the latest record per key; returns segments rewritten.
@@ -516,20 +491,10 @@ class PartitionLog:
         horizon = now_ms - cfg.delete_retention_ms
         rewritten = 0
         for seg in cleanable:
-            ops: list[Op] = []
-            size = 0
-            for base, batch in self.batches(seg.base_offset, seg.end_offset):
-                cleaned = log_cleaner.clean_batch(batch, key_map, horizon)
-                if cleaned is batch:
-                    size += len(batch)
-                    continue
-                if cleaned is None:
-                    ops.append((CF_LOG, log_key(self._pkey, base), None))
-                else:
-                    ops.append((CF_LOG, log_key(self._pkey, base), cleaned))
-                    size += len(cleaned)
-            if ops:
+            changes, size = log_cleaner.clean_segment(self.batches(seg.base_offset, seg.end_offset), key_map, horizon)
+            if changes:
                 seg.size_bytes = size
+                ops: list[Op] = [(CF_LOG, log_key(self._pkey, base), batch) for base, batch in changes]
                 ops.append((CF_META, self._segment_key(seg.base_offset), seg.encode()))
                 self._submit(ops, sync=False)
                 rewritten += 1
@@ -542,11 +507,11 @@ class PartitionLog:
 
         A batch straddling ``offset`` is dropped whole, so the log end offset becomes
         the batch boundary at or below ``offset``; below the log start offset the log
-        is emptied and restarts at ``offset``. Waits for in-flight appends first and
+        is emptied and restarts at ``offset``. Waits for in-flight writes first and
         for the truncation to be written before returning.
         """
         self._check_open()
-        while self._durable_end < self._leo:
+        while self._inflight:
             await self._store.commit((), False)
             self._check_open()
         if offset >= self._leo:
@@ -556,7 +521,6 @@ class PartitionLog:
         if offset <= self.log_start_offset:
             cut = offset
             self._segments = [Segment(cut, cut)]
-            self._max_timestamp = -1
             ops: list[Op] = [
                 DeleteRange(CF_LOG, pkey, pkey_end),
                 DeleteRange(CF_INDEX, pkey, pkey_end),
@@ -570,7 +534,7 @@ class PartitionLog:
             while self._segments[-1].base_offset > cut:
                 self._segments.pop()
             seg = self._segments[-1]
-            seg.size_bytes -= sum(len(v) for _, v in self._store.items(CF_LOG, log_key(pkey, cut), pkey_end))
+            seg.size_bytes -= sum(len(v) for _, v in self.batches(cut, seg.end_offset))
             seg.end_offset = cut
             if cut == seg.base_offset:
                 seg.size_bytes, seg.created_ms = 0, -1
@@ -578,13 +542,16 @@ class PartitionLog:
                 DeleteRange(CF_LOG, log_key(pkey, cut), pkey_end),
                 DeleteRange(CF_META, self._segment_key(seg.base_offset + 1), seg_end),
             ]
-            first_dropped = None
-            for key, _ in self._store.items_reversed(CF_INDEX, pkey, pkey_end):
+            # The segment's running max timestamp is again that of its last surviving entry.
+            prefix = self._index_prefix(seg.base_offset)
+            drop_index_from = prefix_end(prefix)
+            seg.max_timestamp = -1
+            for key, _ in self._store.items_reversed(CF_INDEX, prefix, drop_index_from):
                 if offset_of_key(key) < cut:
+                    seg.max_timestamp = _U64.unpack_from(key, len(prefix))[0]
                     break
-                first_dropped = key
-            if first_dropped is not None:
-                ops.append(DeleteRange(CF_INDEX, first_dropped, pkey_end))
+                drop_index_from = key
+            ops.append(DeleteRange(CF_INDEX, drop_index_from, pkey_end))
         active = self._segments[-1]
         ops.append((CF_META, self._segment_key(active.base_offset), active.encode()))
         drop_from = bisect.bisect_left(self._epoch_starts, cut)
@@ -599,7 +566,7 @@ class PartitionLog:
         self._hw_checkpointed = self._hw
         ops.append((CF_META, pkey + _TAG_HW, _I64.pack(self._hw)))
         log.info("event=log_truncated partition=%s requested=%d log_end_offset=%d", self.name, offset, cut)
-        await self._store.commit(ops, self.config.sync_writes)
+        await self._commit(ops, self.config.sync_writes)
 
     def delete(self) -> None:
         """Drop all of the partition's data (its topic was deleted); the object is unusable after.
@@ -617,6 +584,9 @@ class PartitionLog:
     def _segment_key(self, base_offset: int) -> bytes:
         return self._pkey + _TAG_SEGMENT + _U64.pack(base_offset)
 
+    def _index_prefix(self, segment_base: int) -> bytes:
+        return self._pkey + _U64.pack(segment_base)
+
     def _check_open(self) -> None:
         if self._deleted:
             raise UnknownTopicOrPartitionError(f"partition {self.name} has been deleted")
@@ -625,15 +595,10 @@ class PartitionLog:
 
     def _submit(self, ops: list[Op], sync: bool) -> None:
         """Queue maintenance writes in order behind in-flight appends without waiting for them."""
-        fut = self._store.commit(ops, sync, self._on_maintenance_written)
-        fut.add_done_callback(_retrieve)
-
-    def _on_maintenance_written(self, exc: StorageError | None) -> None:
-        if exc is not None:
-            self._on_written(0, exc)
+        self._commit(ops, sync).add_done_callback(_retrieve)
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:
-    """Mark a fire-and-forget commit's outcome as seen (failures are logged by the log)."""
+    """Mark a fire-and-forget commit's error as seen: ``_on_written`` already took the log offline."""
     if not fut.cancelled():
         fut.exception()

@@ -43,6 +43,25 @@ def build_key_map(batches: Iterable[tuple[int, bytes]], upto: int) -> dict[bytes
     return latest
 
 
+def clean_segment(
+    batches: Iterable[tuple[int, bytes]], key_map: dict[bytes, int], tombstone_horizon_ms: int
+) -> tuple[list[tuple[int, bytes | None]], int]:
+    """Clean one segment's (base offset, bytes) batches with :func:`clean_batch`.
+
+    Returns the changes as (base offset, new bytes, or None to delete the batch) and
+    the segment's size afterwards; no changes means the segment is already clean.
+    """
+    changes: list[tuple[int, bytes | None]] = []
+    size = 0
+    for base, batch in batches:
+        cleaned = clean_batch(batch, key_map, tombstone_horizon_ms)
+        if cleaned is not batch:
+            changes.append((base, cleaned))
+        if cleaned is not None:
+            size += len(cleaned)
+    return changes, size
+
+
 def clean_batch(batch: bytes, key_map: dict[bytes, int], tombstone_horizon_ms: int) -> bytes | None:
     """Filter one stored batch: the same object if nothing goes, None if everything goes,
     else the re-encoded batch of the survivors (offsets preserved).

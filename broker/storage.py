@@ -206,9 +206,10 @@ class GroupCommitter:
             handle = handles.get(cf)
             if handle is None:
                 raise StorageError(f"unknown column family {cf!r}")
-            if type(key) is not bytes or (value is not None and type(value) is not bytes):
+            is_range = type(op) is DeleteRange
+            if type(key) is not bytes or (type(value) is not bytes and (is_range or value is not None)):
                 raise TypeError(f"keys and values must be bytes, got {type(key).__name__}/{type(value).__name__}")
-            if type(op) is DeleteRange:
+            if is_range:
                 out.append((_KIND_RANGE, handle, key, value))
             elif value is None:
                 out.append((_KIND_DELETE, handle, key, None))

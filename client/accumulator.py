@@ -111,7 +111,17 @@ class ProducerBatch:
 
 
 class RecordAccumulator:
-    """Per-partition queues of batches; thread-safe; ``buffer_memory`` bounds what waits."""
+    """Per-partition queues of batches; ``buffer_memory`` bounds what waits.
+
+    Threading: user threads append under ``_lock``, and only ever touch the
+    last (open) batch of a queue. The sender on the I/O thread pops batches
+    that are no longer open without the lock (deque operations are atomic) and
+    takes the lock only to close an open batch early (linger expired, flush).
+    Under load batches fill before ``linger_ms``, so the two threads rarely
+    meet on the lock: lock hand-offs between threads under the GIL cost up to
+    the interpreter's switch interval each. Buffered bytes are two counters,
+    each written by one side only.
+    """
 
     def __init__(self, batch_size: int, linger_ms: int, compression: CompressionType, buffer_memory: int, delivery_timeout_ms: int) -> None:
         self.batch_size = batch_size
@@ -122,86 +132,114 @@ class RecordAccumulator:
         self._queues: dict[TopicPartition, deque[ProducerBatch]] = {}
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
-        self._buffered = 0
+        self._space_waiters = 0
+        self._appended_bytes = 0
+        self._completed_bytes = 0
         self._incomplete: set[ProducerBatch] = set()
         self.flushing = 0
 
     def append(
         self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Iterable, max_block_s: float
-    ) -> tuple[FutureRecordMetadata, bool]:
-        """Add a record; returns its future and whether the sender should wake (new or full batch)."""
+    ) -> tuple[FutureRecordMetadata, float | None]:
+        """Add a record; returns its future and, when this record opened or filled a batch,
+        the monotonic time at which that batch becomes sendable (else None)."""
         key_size = len(key) if key is not None else -1
         value_size = len(value) if value is not None else -1
         with self._lock:
-            if self._buffered >= self.buffer_memory:
+            if self._appended_bytes - self._completed_bytes >= self.buffer_memory:
                 self._wait_for_space(max_block_s)
             queue = self._queues.get(tp)
             if queue is None:
                 queue = self._queues[tp] = deque()
             batch = queue[-1] if queue else None
-            wake = False
-            if batch is None or batch.closed or batch.builder.size_in_bytes() >= self.batch_size:
+            ready_at = None
+            if batch is None or batch.closed or batch.size >= self.batch_size:
+                if batch is not None:
+                    batch.closed = True
                 batch = ProducerBatch(tp, self.compression, time.monotonic(), self.delivery_timeout_s)
                 queue.append(batch)
                 self._incomplete.add(batch)
-                wake = True
+                ready_at = batch.created + self.linger_s
             before = batch.size
             index = batch.builder.append(timestamp, key, value, headers)
             batch.size = batch.builder.size_in_bytes()
-            self._buffered += batch.size - before
+            self._appended_bytes += batch.size - before
             if batch.size >= self.batch_size:
-                wake = True
-            return FutureRecordMetadata(batch.result, index, tp, timestamp, key_size, value_size), wake
+                batch.closed = True
+                ready_at = batch.created
+            return FutureRecordMetadata(batch.result, index, tp, timestamp, key_size, value_size), ready_at
 
     def _wait_for_space(self, max_block_s: float) -> None:
         deadline = time.monotonic() + max_block_s
-        while self._buffered >= self.buffer_memory:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._space.wait(remaining):
-                if self._buffered >= self.buffer_memory:
+        self._space_waiters += 1
+        try:
+            while self._appended_bytes - self._completed_bytes >= self.buffer_memory:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise KafkaTimeoutError(
                         f"Failed to allocate memory within the configured max blocking time {int(max_block_s * 1000)} ms "
                         f"(buffer_memory={self.buffer_memory} is full)"
                     )
+                self._space.wait(min(remaining, 0.1))
+        finally:
+            self._space_waiters -= 1
 
-    def drain(self, now: float, muted: set[TopicPartition]) -> tuple[list[ProducerBatch], float | None]:
-        """Batches ready to send (at most one per partition, skipping ``muted`` ones), and the
-        seconds until the next batch becomes ready by linger (None if nothing waits)."""
-        ready = []
+    def drain(
+        self, now: float, muted: set[TopicPartition], max_bytes: int
+    ) -> tuple[dict[TopicPartition, list[ProducerBatch]], float | None]:
+        """Ready batches per partition (skipping ``muted`` ones, which have a request in flight),
+        and the seconds until the next batch becomes ready by linger (None if nothing waits).
+
+        A partition's ready batches go out together, up to ``max_bytes`` per
+        partition: while one request is in flight the next one grows, so
+        throughput adapts to the round trip instead of being capped by it.
+        """
+        ready: dict[TopicPartition, list[ProducerBatch]] = {}
         next_delay: float | None = None
-        with self._lock:
-            for tp, queue in self._queues.items():
-                if not queue or tp in muted:
-                    continue
-                batch = queue[0]
-                full = len(queue) > 1 or batch.size >= self.batch_size
-                waited = now - batch.created
-                if full or self.flushing or waited >= self.linger_s or batch.attempts:
-                    queue.popleft()
-                    batch.closed = True
-                    ready.append(batch)
-                else:
+        for tp, queue in list(self._queues.items()):
+            if not queue or tp in muted:
+                continue
+            taken: list[ProducerBatch] = []
+            total = 0
+            while queue and queue[0].closed and (not taken or total + queue[0].size <= max_bytes):
+                batch = queue.popleft()
+                taken.append(batch)
+                total += batch.size
+            if queue and (not taken or total + queue[0].size <= max_bytes):
+                head = queue[0]
+                waited = now - head.created
+                if self.flushing or waited >= self.linger_s:
+                    with self._lock:
+                        if queue and queue[0] is head:
+                            head.closed = True
+                            taken.append(queue.popleft())
+                elif not taken:
                     delay = self.linger_s - waited
                     next_delay = delay if next_delay is None else min(next_delay, delay)
+            if taken:
+                ready[tp] = taken
         return ready, next_delay
 
-    def reenqueue(self, batch: ProducerBatch) -> None:
-        """Put a batch to retry at the head of its partition's queue, preserving order."""
-        with self._lock:
-            self._queues.setdefault(batch.tp, deque()).appendleft(batch)
+    def reenqueue(self, batches: list[ProducerBatch]) -> None:
+        """Put batches to retry back at the head of their partition's queue, in their order."""
+        queue = self._queues[batches[0].tp]
+        for batch in reversed(batches):
+            queue.appendleft(batch)
 
     def complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int, error: Exception | None) -> None:
-        with self._lock:
-            self._incomplete.discard(batch)
-            self._buffered -= batch.size
-            self._space.notify_all()
+        """Resolve a batch's futures and release its buffer space (I/O thread only)."""
+        self._incomplete.discard(batch)
+        self._completed_bytes += batch.size
+        if self._space_waiters:
+            with self._lock:
+                self._space.notify_all()
         batch.result.complete(base_offset, log_append_time, error)
 
     def incomplete(self) -> list[ProducerBatch]:
-        with self._lock:
-            return list(self._incomplete)
+        return list(self._incomplete)
 
     def abort_all(self, error: CaudalError) -> None:
+        """Fail every batch still queued (the producer is closing; I/O thread stopped sending)."""
         with self._lock:
             batches = [b for q in self._queues.values() for b in q]
             for q in self._queues.values():

@@ -92,13 +92,21 @@ class Fetcher:
                 self.states[tp].paused = paused
         self.wakeup()
 
-    async def list_offsets(self, tps: list[TopicPartition], timestamp: int) -> dict[TopicPartition, int]:
-        """Offsets for ``timestamp`` (LATEST, EARLIEST or ms) from each partition's leader."""
+    async def list_offsets(
+        self, tps: list[TopicPartition], timestamp: int, skip_errors: bool = False
+    ) -> dict[TopicPartition, int]:
+        """Offsets for ``timestamp`` (LATEST, EARLIEST or ms) from each partition's leader.
+
+        With ``skip_errors`` a partition that fails (no leader yet, unknown) is left out
+        instead of failing the whole call, so one bad partition cannot stall the others.
+        """
         by_leader: dict[str, list[TopicPartition]] = {}
         cluster = await self.metadata.refresh({tp.topic for tp in tps})
         for tp in tps:
             address = cluster.leader_address(tp)
             if address is None:
+                if skip_errors:
+                    continue
                 raise error_for(ErrorCode.LEADER_NOT_AVAILABLE, f"no leader for {tp.topic}-{tp.partition}")
             by_leader.setdefault(address, []).append(tp)
         out: dict[TopicPartition, int] = {}
@@ -112,6 +120,8 @@ class Fetcher:
             for t in response.topics:
                 for p in t.partitions:
                     if p.error_code:
+                        if skip_errors:
+                            continue
                         raise error_for(p.error_code, p.error_message)
                     out[TopicPartition(t.topic, p.partition)] = p.offset
         return out
@@ -128,6 +138,9 @@ class Fetcher:
                 log.debug("event=fetch_round_failed error=%s", e)
                 await asyncio.sleep(self.config.retry_backoff_ms / 1000)
                 continue
+            if any(s.fetch_offset is None and not s.paused for s in self.states.values()):
+                await asyncio.sleep(self.config.retry_backoff_ms / 1000)
+                continue
             await self._wake.wait()
 
     async def _reset_positions(self) -> None:
@@ -141,7 +154,7 @@ class Fetcher:
                 state.paused = True
                 self._post(CompletedFetch(tp, state.epoch, b"", -1, NoOffsetForPartitionError(f"no offset for {tp.topic}-{tp.partition} and auto_offset_reset=none")))
             return
-        offsets = await self.list_offsets(missing, EARLIEST if policy == "earliest" else LATEST)
+        offsets = await self.list_offsets(missing, EARLIEST if policy == "earliest" else LATEST, skip_errors=True)
         for tp, offset in offsets.items():
             state = self.states.get(tp)
             if state is not None and state.fetch_offset is None:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 Header = tuple[str, Optional[bytes]]
 
+WAKE_SLACK_S = 0.001
+"""A batch may wait this much past its ready time for the sender's own next look."""
+
 
 class Producer:
     """Thread-safe Kafka-style producer. Options are Kafka's names in snake_case."""
@@ -41,6 +44,8 @@ class Producer:
             self.config.batch_size, self.config.linger_ms, self.config.compression, self.config.buffer_memory, self.config.delivery_timeout_ms
         )
         self._sticky = StickyPartitioner()
+        self._tps: dict[str, list[TopicPartition]] = {}
+        self._max_block_s = self.config.max_block_ms / 1000
         self._sender = self._io.run(self._start_sender())
         self._closed = False
 
@@ -72,13 +77,18 @@ class Producer:
             partition = self._choose_partition(topic, key, count)
         elif not 0 <= partition < count:
             raise UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata.")
-        tp = TopicPartition(topic, partition)
+        tps = self._tps.get(topic)
+        if tps is None or len(tps) != count:
+            tps = self._tps[topic] = [TopicPartition(topic, p) for p in range(count)]
         timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        future, wake = self._acc.append(tp, timestamp, key, value, headers or (), self.config.max_block_ms / 1000)
-        if wake:
+        future, ready_at = self._acc.append(tps[partition], timestamp, key, value, headers or (), self._max_block_s)
+        if ready_at is not None:
             if sticky:
                 self._sticky.on_new_batch(topic, count, partition)
-            self._io.call_soon(self._sender.wakeup)
+            sender = self._sender
+            if sender.wake_at > ready_at + WAKE_SLACK_S:
+                sender.wake_at = 0.0
+                self._io.call_soon(sender.wakeup)
         if on_delivery is not None:
             future.add_callback(on_delivery)
         return future

@@ -1,12 +1,14 @@
 """The producer's network half: drains ready batches and sends Produce requests.
 
-Runs as one task on the client's I/O loop. Batches are grouped by partition
-leader into one request per broker; at most
-``max_in_flight_requests_per_connection`` requests are outstanding per broker
-and only one batch per partition is in flight, so a retried batch cannot be
-overtaken by a later one. Retriable errors (leader moved, broker down, timeout)
-refresh metadata and retry with ``retry_backoff_ms`` until the batch's
-``delivery_timeout_ms`` expires; anything else fails the batch's futures.
+Runs as one task on the client's I/O loop. Ready batches are grouped by
+partition leader into one request per broker. Each partition has at most one
+request in flight, carrying every batch that became ready meanwhile
+(concatenated RecordBatch bytes), so a retried batch can never be overtaken by
+a later one and the request size adapts to the round-trip time. At most
+``max_in_flight_requests_per_connection`` requests are outstanding per broker.
+Retriable errors (leader moved, broker down, timeout) refresh metadata and
+retry after ``retry_backoff_ms`` until ``delivery_timeout_ms`` expires;
+anything else fails the batches' futures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from caudal.v1 import broker_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+PartitionBatches = dict[TopicPartition, list[ProducerBatch]]
+
 
 class Sender:
     """Owns in-flight requests; ``wakeup`` (loop thread only) makes it look for ready batches."""
@@ -38,6 +42,10 @@ class Sender:
         self._in_flight_tps: set[TopicPartition] = set()
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.wake_at = 0.0
+        """When the sender will next look for ready batches on its own (0: it is busy and will
+        look again at once). User threads wake it only when a batch becomes ready before
+        that: a cross-thread wakeup costs a syscall and a GIL hand-off, too much per batch."""
 
     def wakeup(self) -> None:
         self._wake.set()
@@ -45,31 +53,31 @@ class Sender:
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            batches, delay = self.acc.drain(time.monotonic(), self._in_flight_tps)
-            if batches:
-                await self._dispatch(batches)
+            self.wake_at = float("inf")  # before draining: a batch added from now on wakes us
+            now = time.monotonic()
+            ready, delay = self.acc.drain(now, self._in_flight_tps, self.config.max_request_size)
+            if ready:
+                self.wake_at = 0.0
+                await self._dispatch(ready)
                 continue
+            if delay is not None:
+                self.wake_at = now + delay
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
 
-    async def _dispatch(self, batches: list[ProducerBatch]) -> None:
-        by_leader: dict[str, list[ProducerBatch]] = {}
-        unrouted = []
+    async def _dispatch(self, ready: PartitionBatches) -> None:
+        by_leader: dict[str, PartitionBatches] = {}
         cluster = self.metadata.cluster
-        for batch in batches:
-            address = cluster.leader_address(batch.tp)
+        for tp, batches in ready.items():
+            self._in_flight_tps.add(tp)
+            address = cluster.leader_address(tp)
             if address is None:
-                unrouted.append(batch)
+                self._spawn(self._retry_later(batches, None))
             else:
-                by_leader.setdefault(address, []).append(batch)
-        for batch in unrouted:
-            self._in_flight_tps.add(batch.tp)
-            self._spawn(self._retry_later(batch, None))
+                by_leader.setdefault(address, {})[tp] = batches
         for address, group in by_leader.items():
-            for batch in group:
-                self._in_flight_tps.add(batch.tp)
             slot = self._slots.setdefault(address, asyncio.Semaphore(self.config.max_in_flight_requests_per_connection))
             await slot.acquire()
             self._spawn(self._send(address, group, slot))
@@ -82,45 +90,47 @@ class Sender:
             self._tasks.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 log.error("event=sender_task_failed", exc_info=t.exception())
-            self.wakeup()
+            self._wake.set()
 
         task.add_done_callback(done)
 
-    def _request(self, batches: list[ProducerBatch]) -> pb.ProduceRequest:
+    def _request(self, group: PartitionBatches) -> pb.ProduceRequest:
         request = pb.ProduceRequest(acks=self.acks, timeout_ms=self.config.request_timeout_ms)
         by_topic: dict[str, pb.TopicProduceData] = {}
-        for batch in batches:
-            t = by_topic.get(batch.tp.topic)
+        for tp, batches in group.items():
+            t = by_topic.get(tp.topic)
             if t is None:
-                t = by_topic[batch.tp.topic] = request.topics.add(topic=batch.tp.topic)
-            t.partitions.add(partition=batch.tp.partition, records=batch.payload())
+                t = by_topic[tp.topic] = request.topics.add(topic=tp.topic)
+            payload = batches[0].payload() if len(batches) == 1 else b"".join(b.payload() for b in batches)
+            t.partitions.add(partition=tp.partition, records=payload)
         return request
 
-    async def _send(self, address: str, batches: list[ProducerBatch], slot: asyncio.Semaphore) -> None:
+    async def _send(self, address: str, group: PartitionBatches, slot: asyncio.Semaphore) -> None:
         try:
-            for batch in batches:
-                batch.attempts += 1
-            request = self._request(batches)
+            for batches in group.values():
+                for batch in batches:
+                    batch.attempts += 1
+            request = self._request(group)
             if self.acks == 0:
                 self._spawn(self._fire_and_forget(address, request))
-                for batch in batches:
-                    self._finish(batch, -1, -1, None)
+                for batches in group.values():
+                    self._finish(batches, -1, -1, None)
                 return
             try:
                 response = await self.metadata.conns.call(address, "Produce", request, self.timeout_s)
             except CaudalError as e:
-                for batch in batches:
-                    await self._retry_or_fail(batch, e)
+                for batches in group.values():
+                    await self._retry_or_fail(batches, e)
                 return
             results = {(t.topic, p.partition): p for t in response.topics for p in t.partitions}
-            for batch in batches:
-                r = results.get((batch.tp.topic, batch.tp.partition))
+            for tp, batches in group.items():
+                r = results.get(tp)
                 if r is None:
-                    await self._retry_or_fail(batch, error_for(-1, "partition missing from the Produce response"))
+                    await self._retry_or_fail(batches, error_for(-1, "partition missing from the Produce response"))
                 elif r.error_code:
-                    await self._retry_or_fail(batch, error_for(r.error_code, r.error_message))
+                    await self._retry_or_fail(batches, error_for(r.error_code, r.error_message))
                 else:
-                    self._finish(batch, r.base_offset, r.log_append_time, None)
+                    self._finish(batches, r.base_offset, r.log_append_time, None)
         finally:
             slot.release()
 
@@ -130,33 +140,39 @@ class Sender:
         except CaudalError as e:
             log.debug("event=acks0_send_failed address=%s error=%s", address, e)
 
-    async def _retry_or_fail(self, batch: ProducerBatch, error: CaudalError) -> None:
-        if not error.retriable or batch.attempts > self.config.retries:
-            self._finish(batch, -1, -1, error)
+    async def _retry_or_fail(self, batches: list[ProducerBatch], error: CaudalError) -> None:
+        if not error.retriable or batches[0].attempts > self.config.retries:
+            self._finish(batches, -1, -1, error)
             return
-        await self._retry_later(batch, error)
+        await self._retry_later(batches, error)
 
-    async def _retry_later(self, batch: ProducerBatch, error: CaudalError | None) -> None:
-        """Back off, refresh metadata, then put the batch back at the head of its partition."""
-        if time.monotonic() >= batch.deadline:
+    async def _retry_later(self, batches: list[ProducerBatch], error: CaudalError | None) -> None:
+        """Back off, refresh metadata, then put the batches back at the head of their partition."""
+        tp = batches[0].tp
+        if time.monotonic() >= batches[0].deadline:
             self._finish(
-                batch, -1, -1,
+                batches, -1, -1,
                 KafkaTimeoutError(
-                    f"Expiring batch for {batch.tp.topic}-{batch.tp.partition}: delivery_timeout_ms="
+                    f"Expiring {len(batches)} batch(es) for {tp.topic}-{tp.partition}: delivery_timeout_ms="
                     f"{self.config.delivery_timeout_ms} elapsed (last error: {error})"
                 ),
             )
             return
         await asyncio.sleep(self.config.retry_backoff_ms / 1000)
         try:
-            await self.metadata.refresh([batch.tp.topic])
+            await self.metadata.refresh([tp.topic])
         except CaudalError as e:
             log.debug("event=metadata_refresh_failed error=%s", e)
-        if batch.attempts == 0:
-            batch.attempts = 1
-        self._in_flight_tps.discard(batch.tp)
-        self.acc.reenqueue(batch)
+        for batch in batches:
+            batch.attempts = max(batch.attempts, 1)
+        self._in_flight_tps.discard(tp)
+        self.acc.reenqueue(batches)
 
-    def _finish(self, batch: ProducerBatch, base_offset: int, log_append_time: int, error: Exception | None) -> None:
-        self._in_flight_tps.discard(batch.tp)
-        self.acc.complete(batch, base_offset, log_append_time, error)
+    def _finish(self, batches: list[ProducerBatch], base_offset: int, log_append_time: int, error: Exception | None) -> None:
+        """Complete a partition's batches; the broker gave them contiguous offsets from ``base_offset``."""
+        self._in_flight_tps.discard(batches[0].tp)
+        offset = base_offset
+        for batch in batches:
+            self.acc.complete(batch, offset, log_append_time, error)
+            if offset >= 0:
+                offset += batch.builder.record_count

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from crc32c import crc32c
 
@@ -44,32 +44,15 @@ from caudal.common.errors import (
 )
 
 __all__ = [
-    "BATCH_OVERHEAD",
-    "MAGIC",
-    "NO_PARTITION_LEADER_EPOCH",
-    "NO_PRODUCER_ID",
-    "NO_SEQUENCE",
-    "TIMESTAMP_CREATE_TIME",
-    "TIMESTAMP_LOG_APPEND_TIME",
-    "BatchBuilder",
-    "BatchHeader",
-    "Record",
-    "assign_offsets",
-    "build_batch",
-    "build_batch_from_records",
-    "decode_all",
-    "decode_records",
-    "iter_batches",
-    "parse_header",
-    "record_size_upper_bound",
-    "set_base_offset",
-    "validate_batch",
-    "validate_batches",
-    "with_base_offset",
+    "BATCH_OVERHEAD", "MAGIC", "NO_PARTITION_LEADER_EPOCH", "NO_PRODUCER_ID", "NO_SEQUENCE",
+    "TIMESTAMP_CREATE_TIME", "TIMESTAMP_LOG_APPEND_TIME", "BatchBuilder", "BatchHeader", "Record",
+    "assign_offsets", "build_batch", "build_batch_from_records", "decode_all", "decode_records",
+    "iter_batches", "parse_header", "record_size_upper_bound", "set_base_offset", "set_log_append_time",
+    "validate_batch", "validate_batches", "with_base_offset",
 ]
 
-Buffer = Union[bytes, bytearray, memoryview]
-Header = tuple[str, Union[bytes, None]]
+Buffer = bytes | bytearray | memoryview
+Header = tuple[str, bytes | None]
 
 MAGIC = 2
 BATCH_OVERHEAD = 61
@@ -87,12 +70,16 @@ _PREFIX = struct.Struct(">qiibI")
 _unpack_header = _HEADER.unpack_from
 _pack_int64_into = struct.Struct(">q").pack_into
 _pack_int32_into = struct.Struct(">i").pack_into
+_pack_int16_into = struct.Struct(">h").pack_into
+_pack_uint32_into = struct.Struct(">I").pack_into
 _pack_int64 = struct.Struct(">q").pack
 _pack_int32 = struct.Struct(">i").pack
 
 _LOG_OVERHEAD = 12  # baseOffset + batchLength: bytes not counted in batchLength
 _MIN_BATCH_LENGTH = BATCH_OVERHEAD - _LOG_OVERHEAD
+_CRC_OFFSET = 17
 _ATTRIBUTES_OFFSET = 21
+_MAX_TIMESTAMP_OFFSET = 35
 _LEADER_EPOCH_OFFSET = 12
 
 _CODEC_MASK = 0x07
@@ -118,7 +105,7 @@ class Record(NamedTuple):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[Header]
+    headers: Sequence[Header] = ()
 
 
 class BatchHeader(NamedTuple):
@@ -195,7 +182,9 @@ def parse_header(buf: Buffer, pos: int = 0) -> BatchHeader:
         raise CorruptRecordError(f"unsupported record batch magic {header[3]} at position {pos} (expected {MAGIC})")
     batch_length = header[1]
     if batch_length < _MIN_BATCH_LENGTH:
-        raise CorruptRecordError(f"batch length {batch_length} at position {pos} is below the minimum {_MIN_BATCH_LENGTH}")
+        raise CorruptRecordError(
+            f"batch length {batch_length} at position {pos} is below the minimum {_MIN_BATCH_LENGTH}"
+        )
     if batch_length + _LOG_OVERHEAD > remaining:
         raise CorruptRecordError(
             f"truncated batch at position {pos}: needs {batch_length + _LOG_OVERHEAD} bytes, {remaining} present"
@@ -284,6 +273,20 @@ def with_base_offset(buf: Buffer, base_offset: int, partition_leader_epoch: int 
     if partition_leader_epoch is None:
         return b"".join((_pack_int64(base_offset), view[8:]))
     return b"".join((_pack_int64(base_offset), view[8:12], _pack_int32(partition_leader_epoch), view[16:]))
+
+
+def set_log_append_time(buf: bytearray | memoryview, pos: int, timestamp: int) -> None:
+    """Stamp the batch at ``pos`` as LogAppendTime ``timestamp`` in place, recomputing its CRC.
+
+    What Kafka's broker does for topics with ``message.timestamp.type=LogAppendTime``:
+    attribute bit 3 set and maxTimestamp = the append time, which every record then
+    reports. One CRC pass over the batch; records are not touched.
+    """
+    header = parse_header(buf, pos)
+    _pack_int16_into(buf, pos + _ATTRIBUTES_OFFSET, header[5] | _TIMESTAMP_TYPE_MASK)
+    _pack_int64_into(buf, pos + _MAX_TIMESTAMP_OFFSET, timestamp)
+    end = pos + _LOG_OVERHEAD + header[1]
+    _pack_uint32_into(buf, pos + _CRC_OFFSET, crc32c(memoryview(buf)[pos + _ATTRIBUTES_OFFSET : end]))
 
 
 def assign_offsets(buf: Buffer, base_offset: int, partition_leader_epoch: int | None = None) -> tuple[bytes, int]:
@@ -411,28 +414,21 @@ def _assemble(
     compression: int,
     attributes: int,
     last_offset_delta: int,
-    base_timestamp: int,
-    max_timestamp: int,
-    producer_id: int,
-    producer_epoch: int,
-    base_sequence: int,
+    timestamps: tuple[int, int],
+    producer: tuple[int, int, int],
     record_count: int,
     base_offset: int,
     partition_leader_epoch: int,
 ) -> bytes:
-    """Compress the records section, then write header and CRC around it."""
+    """Compress the records section, then write header and CRC around it.
+
+    ``timestamps`` is (base, max); ``producer`` is (producer id, epoch, base sequence).
+    """
     if compression:
         records = compress(compression, records)
     try:
         crc_part = _CRC_PART.pack(
-            (attributes & ~_CODEC_MASK) | compression,
-            last_offset_delta,
-            base_timestamp,
-            max_timestamp,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            record_count,
+            (attributes & ~_CODEC_MASK) | compression, last_offset_delta, *timestamps, *producer, record_count
         )
         crc = crc32c(records, crc32c(crc_part))
         prefix = _PREFIX.pack(base_offset, _MIN_BATCH_LENGTH + len(records), partition_leader_epoch, MAGIC, crc)
@@ -454,17 +450,8 @@ class BatchBuilder:
     """
 
     __slots__ = (
-        "_compression",
-        "_producer_id",
-        "_producer_epoch",
-        "_base_sequence",
-        "_attributes",
-        "_base_offset",
-        "_partition_leader_epoch",
-        "_buf",
-        "_count",
-        "_base_timestamp",
-        "_max_timestamp",
+        "_compression", "_producer", "_attributes", "_base_offset", "_partition_leader_epoch",
+        "_buf", "_count", "_base_timestamp", "_max_timestamp",
     )
 
     def __init__(
@@ -478,9 +465,7 @@ class BatchBuilder:
         partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
     ) -> None:
         self._compression = _codec(int(compression))
-        self._producer_id = producer_id
-        self._producer_epoch = producer_epoch
-        self._base_sequence = base_sequence
+        self._producer = (producer_id, producer_epoch, base_sequence)
         self._attributes = _TRANSACTIONAL_MASK if is_transactional else 0
         self._base_offset = base_offset
         self._partition_leader_epoch = partition_leader_epoch
@@ -524,11 +509,8 @@ class BatchBuilder:
             self._compression,
             self._attributes,
             count - 1,
-            self._base_timestamp,
-            self._max_timestamp,
-            self._producer_id,
-            self._producer_epoch,
-            self._base_sequence,
+            (self._base_timestamp, self._max_timestamp),
+            self._producer,
             count,
             self._base_offset,
             self._partition_leader_epoch,
@@ -603,11 +585,8 @@ def build_batch_from_records(
         _codec(int(compression)),
         attributes,
         last_delta,
-        base_timestamp,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        base_sequence,
+        (base_timestamp, max_timestamp),
+        (producer_id, producer_epoch, base_sequence),
         len(parts),
         base_offset,
         partition_leader_epoch,
@@ -754,7 +733,8 @@ def _decode_section(
                 headers, pos = _decode_headers(data, pos)
             if pos != record_end:
                 raise CorruptRecordError(f"record length {length} does not match its contents")
-            append(new(record_type, (base_offset + offset_delta, base_timestamp + timestamp_delta, key, value, headers)))
+            offset = base_offset + offset_delta
+            append(new(record_type, (offset, base_timestamp + timestamp_delta, key, value, headers)))
     except IndexError:
         raise CorruptRecordError("record data ends before the batch's record count is reached") from None
     except UnicodeDecodeError as exc:

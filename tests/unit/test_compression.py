@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -183,7 +184,5 @@ def test_xerial_block_overrunning_the_data_is_corrupt():
 @settings(max_examples=300, deadline=None)
 @given(codec=st.sampled_from(COMPRESSED), data=st.binary(max_size=200))
 def test_garbage_never_escapes_as_an_untyped_error(codec, data):
-    try:
+    with contextlib.suppress(CorruptRecordError):
         decompress(codec, data)
-    except CorruptRecordError:
-        pass

@@ -347,6 +347,22 @@ def test_offset_for_timestamp(store):
     assert plog.offset_for_timestamp(401) is None
 
 
+def test_offset_for_timestamp_across_segments_with_out_of_order_timestamps(store):
+    plog = open_log(store, TopicConfig.from_dict({"segment.bytes": "100"}))
+
+    async def main():
+        for ts in (5000, 1000, 6000, 3000):  # one batch of two records (ts, ts+1) per segment
+            await append(plog, batch(2, ts=ts, size=40))
+
+    asyncio.run(main())
+    assert len(plog.segments) == 4
+    assert plog.offset_for_timestamp(900) == (0, 5000)
+    assert plog.offset_for_timestamp(5001) == (1, 5001)
+    assert plog.offset_for_timestamp(5002) == (4, 6000)
+    assert plog.offset_for_timestamp(6001) == (5, 6001)
+    assert plog.offset_for_timestamp(6002) is None
+
+
 def test_truncate_to(tmp_path):
     path = tmp_path / "db"
     store = Store(path)
@@ -379,6 +395,24 @@ def test_truncate_to(tmp_path):
         assert again.end_offset_for_epoch(1) == (1, 9) and again.latest_epoch == 1
     finally:
         store.close()
+
+
+def test_truncate_inside_a_segment_keeps_segment_sizes_exact(store):
+    plog = open_log(store, TopicConfig.from_dict({"segment.bytes": str(2 * len(batch(3, size=30)))}))
+
+    async def main():
+        for i in range(6):
+            await append(plog, batch(3, ts=1000 * (i + 1), size=30))
+        assert [(s.base_offset, s.end_offset) for s in plog.segments] == [(0, 6), (6, 12), (12, 18)]
+        await plog.truncate_to(4)
+
+    asyncio.run(main())
+    assert [(s.base_offset, s.end_offset, s.size_bytes) for s in plog.segments] == [(0, 3, len(batch(3, size=30)))]
+    assert plog.offset_for_timestamp(1000) == (0, 1000)
+    assert plog.offset_for_timestamp(1003) is None
+    # The truncated batches' timestamps (2000+) no longer shadow new, older-stamped ones.
+    asyncio.run(append(plog, batch(1, ts=1500)))
+    assert plog.offset_for_timestamp(1003) == (3, 1500)
 
 
 def test_truncate_below_log_start_empties_the_log(store):
