@@ -23,9 +23,22 @@ from caudal.client.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher
 from caudal.client.io_thread import IOThread
 from caudal.client.structs import ConsumerRecord, TopicPartition
 from caudal.common.errors import CaudalError, InvalidRequestError, KafkaTimeoutError
-from caudal.common.record_batch import decode_records, iter_batches
+from caudal.common.record_batch import decode_batch_into, iter_batches
 
 log = logging.getLogger(__name__)
+
+
+class _Pending:
+    """Decoded records of one partition not yet returned by ``poll``, and the fetched bytes
+    they came from (released to the fetcher's prefetch budget once all are returned)."""
+
+    __slots__ = ("epoch", "records", "index", "nbytes")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.records: list[ConsumerRecord] = []
+        self.index = 0
+        self.nbytes = 0
 
 
 class Consumer:
@@ -41,7 +54,7 @@ class Consumer:
         self._positions: dict[TopicPartition, Optional[int]] = {}
         self._epochs: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
-        self._pending: dict[TopicPartition, list[ConsumerRecord]] = {}
+        self._pending: dict[TopicPartition, _Pending] = {}
         self._closed = False
         if topics:
             self.subscribe(list(topics))
@@ -171,19 +184,18 @@ class Consumer:
     def _take(self, limit: int) -> list[ConsumerRecord]:
         self._absorb(0)
         out: list[ConsumerRecord] = []
-        for tp in list(self._pending):
+        for tp, pending in list(self._pending.items()):
             if tp in self._paused:
                 continue
-            records = self._pending[tp]
-            room = limit - len(out)
-            chunk, rest = records[:room], records[room:]
+            chunk = pending.records[pending.index : pending.index + limit - len(out)]
+            if not chunk:
+                continue
+            pending.index += len(chunk)
             out.extend(chunk)
-            if rest:
-                self._pending[tp] = rest
-            else:
+            self._positions[tp] = chunk[-1].offset + 1
+            if pending.index >= len(pending.records):
                 del self._pending[tp]
-            if chunk:
-                self._positions[tp] = chunk[-1].offset + 1
+                self._io.call_soon(self._fetcher.consumed, tp, pending.epoch, pending.nbytes)
             if len(out) >= limit:
                 break
         return out
@@ -204,24 +216,29 @@ class Consumer:
         if fetch.error is not None:
             raise fetch.error
         if fetch.reset_offset is not None:
-            if self._positions.get(tp) is None or not self._pending.get(tp):
+            if self._positions.get(tp) is None or tp not in self._pending:
                 self._positions[tp] = fetch.reset_offset
             return
-        position = self._positions.get(tp)
-        pending = self._pending.setdefault(tp, [])
-        start = pending[-1].offset + 1 if pending else (position or 0)
-        topic, partition = tp
+        pending = self._pending.get(tp)
+        if pending is None:
+            pending = self._pending[tp] = _Pending(fetch.epoch)
+        records = pending.records
+        start = records[-1].offset + 1 if records else (self._positions.get(tp) or 0)
+        prefix = (tp.topic, tp.partition)
         check = self.config.check_crcs
         for pos, header in iter_batches(fetch.data):
             if header.next_offset <= start or header.is_control:
                 continue
-            _, records = decode_records(fetch.data, pos, check_crc=check)
-            for r in records:
-                if r.offset >= start:
-                    pending.append(ConsumerRecord(topic, partition, r.offset, r.timestamp, r.key, r.value, list(r.headers)))
-        if self._positions.get(tp) is None and pending:
-            self._positions[tp] = pending[0].offset
-        self._io.call_soon(self._fetcher.consumed, tp, fetch.epoch, len(fetch.data))
+            first = len(records)
+            decode_batch_into(records, fetch.data, pos, check_crc=check, record_type=ConsumerRecord, prefix=prefix)
+            if header.base_offset < start:  # the fetch began inside this batch: drop what was already returned
+                skip = first
+                while skip < len(records) and records[skip].offset < start:
+                    skip += 1
+                del records[first:skip]
+        pending.nbytes += len(fetch.data)
+        if self._positions.get(tp) is None and records:
+            self._positions[tp] = records[0].offset
 
     def commit(self, offsets: object = None, asynchronous: bool = False) -> None:
         raise InvalidRequestError("commit() needs a consumer group (group_id), which this broker version does not offer yet")

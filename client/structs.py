@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 
 class TopicPartition(NamedTuple):
@@ -35,7 +35,7 @@ class ConsumerRecord(NamedTuple):
     timestamp: int
     key: Optional[bytes]
     value: Optional[bytes]
-    headers: list[tuple[str, Optional[bytes]]]
+    headers: Sequence[tuple[str, Optional[bytes]]]
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from caudal.common.errors import (
 __all__ = [
     "BATCH_OVERHEAD", "MAGIC", "NO_PARTITION_LEADER_EPOCH", "NO_PRODUCER_ID", "NO_SEQUENCE",
     "TIMESTAMP_CREATE_TIME", "TIMESTAMP_LOG_APPEND_TIME", "BatchBuilder", "BatchHeader", "Record",
-    "assign_offsets", "build_batch", "build_batch_from_records", "decode_all", "decode_records",
+    "assign_offsets", "build_batch", "build_batch_from_records", "decode_all", "decode_batch_into", "decode_records",
     "iter_batches", "parse_header", "record_size_upper_bound", "set_base_offset", "set_log_append_time",
     "validate_batch", "validate_batches", "with_base_offset",
 ]
@@ -628,13 +628,15 @@ _VARINT_VALUE += [(z >> 1) ^ -(z & 1) for z in range(1 << 14)]
 
 
 def _decode_section(
-    records: list[Record],
+    records: list,
     data: bytes,
     pos: int,
     end: int,
     count: int,
     base_offset: int,
     base_timestamp: int,
+    record_type: type = Record,
+    prefix: tuple = (),
 ) -> None:
     """Append the ``count`` records of data[pos:end] to ``records``. The consumer's hot loop.
 
@@ -644,7 +646,6 @@ def _decode_section(
     """
     append = records.append
     new = _new_tuple
-    record_type = Record
     read_varint = _decode_varint
     table = _VARINT_VALUE
     no_headers: tuple[Header, ...] = ()
@@ -734,7 +735,7 @@ def _decode_section(
             if pos != record_end:
                 raise CorruptRecordError(f"record length {length} does not match its contents")
             offset = base_offset + offset_delta
-            append(new(record_type, (offset, base_timestamp + timestamp_delta, key, value, headers)))
+            append(new(record_type, (*prefix, offset, base_timestamp + timestamp_delta, key, value, headers)))
     except IndexError:
         raise CorruptRecordError("record data ends before the batch's record count is reached") from None
     except UnicodeDecodeError as exc:
@@ -743,8 +744,15 @@ def _decode_section(
         raise CorruptRecordError(f"{end - pos} bytes left over after the batch's {count} records")
 
 
-def _decode_into(records: list[Record], buf: Buffer, pos: int, check_crc: bool) -> BatchHeader:
-    """Append the records of the batch at ``pos`` to ``records``; return its header."""
+def decode_batch_into(
+    records: list, buf: Buffer, pos: int = 0, *, check_crc: bool = True, record_type: type = Record, prefix: tuple = ()
+) -> BatchHeader:
+    """Append the records of the batch at ``pos`` to ``records``; return its header.
+
+    Each record is ``record_type(*prefix, offset, timestamp, key, value, headers)``, so a
+    consumer can build its own record tuples (with topic and partition in ``prefix``)
+    in the decoding loop itself instead of copying every decoded record once more.
+    """
     header = parse_header(buf, pos)
     start = pos + BATCH_OVERHEAD
     end = pos + _LOG_OVERHEAD + header[1]
@@ -766,7 +774,7 @@ def _decode_into(records: list[Record], buf: Buffer, pos: int, check_crc: bool) 
         start = 0
         end = len(data)
     first = len(records)
-    _decode_section(records, data, start, end, count, header[0], header[7])
+    _decode_section(records, data, start, end, count, header[0], header[7], record_type, prefix)
     if attributes & _TIMESTAMP_TYPE_MASK:  # LogAppendTime: the broker's time for every record
         append_time = header[8]
         records[first:] = [r._replace(timestamp=append_time) for r in records[first:]]
@@ -781,7 +789,7 @@ def decode_records(buf: Buffer, pos: int = 0, *, check_crc: bool = True) -> tupl
     A batch with zero records (kept by compaction) decodes to an empty list.
     """
     records: list[Record] = []
-    header = _decode_into(records, buf, pos, check_crc)
+    header = decode_batch_into(records, buf, pos, check_crc=check_crc)
     return header, records
 
 
@@ -793,5 +801,5 @@ def decode_all(buf: Buffer, *, check_crc: bool = True) -> list[Record]:
     pos = 0
     end = len(buf)
     while pos < end:
-        pos += _decode_into(records, buf, pos, check_crc)[1] + _LOG_OVERHEAD
+        pos += decode_batch_into(records, buf, pos, check_crc=check_crc)[1] + _LOG_OVERHEAD
     return records

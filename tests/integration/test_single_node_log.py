@@ -39,7 +39,7 @@ def _check(by_partition: dict[int, list], acked: dict[tuple[int, int], bytes]) -
         for r in records:
             assert partition_for_key(r.key, PARTITIONS) == partition, "key landed off its murmur2 partition"
             assert acked[(partition, r.offset)] == r.value
-            assert r.headers == [("trace", r.key), ("n", r.value[-6:])]
+            assert list(r.headers) == [("trace", r.key), ("n", r.value[-6:])]
             seen += 1
     assert seen == len(acked), f"read {seen} records, {len(acked)} were acknowledged"
 
