@@ -38,7 +38,14 @@ from caudal.broker.storage import CF_INDEX, CF_LOG, CF_META, DeleteRange, Op, St
 from caudal.broker.storage import log_key, offset_of_key, partition_key, prefix_end
 from caudal.common.errors import InvalidRecordError, MessageTooLargeError, OffsetOutOfRangeError
 from caudal.common.errors import StorageError, UnknownTopicOrPartitionError
-from caudal.common.record_batch import BatchHeader, decode_records, parse_header, with_base_offset
+from caudal.common.record_batch import (
+    BatchHeader,
+    decode_records,
+    parse_header,
+    set_base_offset,
+    set_log_append_time,
+    with_base_offset,
+)
 from caudal.common.topic_config import TopicConfig
 
 log = logging.getLogger(__name__)
@@ -230,10 +237,11 @@ class PartitionLog:
         """
         self._check_open()
         base = self._leo
-        ops = self._stage(payload, headers, leader_epoch)
+        append_time = self._clock() if self.config.message_timestamp_type == "LogAppendTime" else -1
+        ops = self._stage(payload, headers, leader_epoch, append_time)
         end = self._leo  # read before awaiting: later appends move the log end offset
         await self._commit(ops, self.config.sync_writes, end)
-        return AppendResult(base, end - 1, -1, self.log_start_offset)
+        return AppendResult(base, end - 1, append_time, self.log_start_offset)
 
     async def append_replica(self, payload: bytes, headers: list[BatchHeader]) -> None:
         """Append batches fetched from the leader, keeping their offsets and leader epochs.
@@ -254,8 +262,14 @@ class PartitionLog:
             self._on_written(end, exc)
             raise
 
-    def _stage(self, payload: bytes, headers: list[BatchHeader], leader_epoch: int | None) -> list[Op]:
+    def _stage(
+        self, payload: bytes, headers: list[BatchHeader], leader_epoch: int | None, append_time: int = -1
+    ) -> list[Op]:
         """Check, assign offsets (if ``leader_epoch`` is given) and build the ops of one append.
+
+        ``append_time`` >= 0 stamps each batch as LogAppendTime (the topic's
+        ``message.timestamp.type``), the one case where the leader rewrites more than
+        the base offset and epoch: the max timestamp, one attribute bit and the CRC.
 
         Everything that can fail is checked before any state changes.
         """
@@ -291,6 +305,12 @@ class PartitionLog:
                 base, epoch = h.base_offset, h.partition_leader_epoch
                 if type(data) is not bytes:
                     data = bytes(data)
+            elif append_time >= 0:
+                base, epoch = self._leo, leader_epoch
+                stamped = bytearray(data)
+                set_base_offset(stamped, 0, base, leader_epoch)
+                set_log_append_time(stamped, 0, append_time)
+                data = bytes(stamped)
             else:
                 base, epoch = self._leo, leader_epoch
                 data = with_base_offset(data, base, leader_epoch)
@@ -301,7 +321,7 @@ class PartitionLog:
             if not touched or touched[-1] is not seg:
                 touched.append(seg)
             ops.append((CF_LOG, log_key(pkey, base), data))
-            max_ts = h.max_timestamp
+            max_ts = h.max_timestamp if append_time < 0 else append_time
             if max_ts > seg.max_timestamp:  # the segment's running max rises: index this batch
                 seg.max_timestamp = max_ts
                 ops.append((CF_INDEX, self._index_prefix(seg.base_offset) + _U64.pack(max_ts) + _U64.pack(base), b""))

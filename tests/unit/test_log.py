@@ -15,7 +15,7 @@ from caudal.common.errors import (
     StorageError,
     UnknownTopicOrPartitionError,
 )
-from caudal.common.record_batch import build_batch, decode_all, iter_batches, validate_batches
+from caudal.common.record_batch import TIMESTAMP_LOG_APPEND_TIME, build_batch, decode_all, iter_batches, validate_batches
 from caudal.common.topic_config import TopicConfig
 
 TOPIC = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -519,3 +519,24 @@ def test_payload_must_match_headers(store):
     asyncio.run(main())
     assert plog.log_end_offset == 0
     assert [pos for pos, _ in iter_batches(payload)] == [0, len(payload) // 2]
+
+
+def test_log_append_time_stamps_batches(tmp_path) -> None:
+    store = Store(tmp_path / "db")
+    try:
+        config = TopicConfig.from_dict({"message.timestamp.type": "LogAppendTime"})
+        plog = PartitionLog.open(store, b"\x01" * 16, 0, config, lambda: 5_000)
+        payload = build_batch([(1_000, b"k", b"v", ()), (1_001, b"k2", b"v2", ())])
+
+        async def go():
+            return await plog.append(payload, validate_batches(payload), 3)
+
+        result = asyncio.run(go())
+        assert result.log_append_time == 5_000
+        stored = plog.read(0, 1 << 20, plog.log_end_offset)
+        header = validate_batches(stored)[0]
+        assert header.timestamp_type == TIMESTAMP_LOG_APPEND_TIME and header.partition_leader_epoch == 3
+        assert [r.timestamp for r in decode_all(stored)] == [5_000, 5_000]
+        assert plog.offset_for_timestamp(4_000) == (0, 5_000)
+    finally:
+        store.close()
