@@ -19,8 +19,10 @@ from typing import Callable, Iterable
 from caudal.broker.log import PartitionLog
 from caudal.broker.partition import Partition
 from caudal.broker.storage import Store
+from caudal.broker.metrics import BYTES_IN, BYTES_OUT, MESSAGES_IN, REQUEST_ERRORS
 from caudal.common.errors import (
     CaudalError,
+    ErrorCode,
     CorruptRecordError,
     InvalidRequiredAcksError,
     MessageTooLargeError,
@@ -41,11 +43,13 @@ LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
 
 
-def _error_fields(exc: BaseException, what: str) -> tuple[int, str]:
+def _error_fields(exc: BaseException, api: str) -> tuple[int, str]:
     """Kafka error code + message for an exception; unexpected ones are logged, never raised."""
     if isinstance(exc, CaudalError):
+        REQUEST_ERRORS.labels(api, exc.code.name).inc()
         return int(exc.code), exc.message
-    log.exception("event=unexpected_error while=%s", what, exc_info=exc)
+    log.exception("event=unexpected_error api=%s", api, exc_info=exc)
+    REQUEST_ERRORS.labels(api, ErrorCode.UNKNOWN_SERVER_ERROR.name).inc()
     return int(UnknownServerError.code), f"{type(exc).__name__}: {exc}"
 
 
@@ -128,7 +132,7 @@ class ReplicaManager:
                 try:
                     slots.append((pr, asyncio.ensure_future(self._append(t.topic, p.partition, p.records))))
                 except Exception as exc:  # validation errors are raised before the append starts
-                    pr.error_code, pr.error_message = _error_fields(exc, "produce")
+                    pr.error_code, pr.error_message = _error_fields(exc, "Produce")
         if request.acks == 0:
             for _, fut in slots:
                 self._supervise(fut)
@@ -138,7 +142,7 @@ class ReplicaManager:
                 outcome = await fut
                 pr.base_offset, pr.log_append_time, pr.log_start_offset = outcome.base_offset, outcome.log_append_time, outcome.log_start_offset
             except Exception as exc:
-                pr.error_code, pr.error_message = _error_fields(exc, "produce")
+                pr.error_code, pr.error_message = _error_fields(exc, "Produce")
         return response
 
     def _append(self, topic: str, index: int, payload: bytes) -> "asyncio.Future[object]":
@@ -152,6 +156,8 @@ class ReplicaManager:
                 raise MessageTooLargeError(
                     f"The record batch is {h.size} bytes, larger than max.message.bytes={limit} of topic {topic}"
                 )
+        MESSAGES_IN.labels(topic).inc(sum(h.record_count for h in headers))
+        BYTES_IN.labels(topic).inc(len(payload))
         return partition.append_as_leader(payload, headers)
 
     def _supervise(self, fut: "asyncio.Future[object]") -> None:
@@ -160,7 +166,7 @@ class ReplicaManager:
         def done(f: "asyncio.Future[object]") -> None:
             self._background.discard(f)
             if not f.cancelled() and f.exception() is not None:
-                _error_fields(f.exception(), "produce acks=0")
+                _error_fields(f.exception(), "Produce")
 
         fut.add_done_callback(done)
 
@@ -212,8 +218,10 @@ class ReplicaManager:
                         watched.append(partition)
                     pr.records = data
                     size += len(data)
+                    if data:
+                        BYTES_OUT.labels(t.topic).inc(len(data))
                 except Exception as exc:
-                    pr.error_code, pr.error_message = _error_fields(exc, "fetch")
+                    pr.error_code, pr.error_message = _error_fields(exc, "Fetch")
                     errors = True
         return response, size, errors, watched
 
@@ -249,7 +257,7 @@ class ReplicaManager:
                         if found is not None and found[0] < partition.high_watermark:
                             pr.offset, pr.timestamp = found
                 except Exception as exc:
-                    pr.error_code, pr.error_message = _error_fields(exc, "list_offsets")
+                    pr.error_code, pr.error_message = _error_fields(exc, "ListOffsets")
         return response
 
     # ---- housekeeping --------------------------------------------------------

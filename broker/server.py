@@ -12,8 +12,11 @@ import logging
 from pathlib import Path
 
 import grpc
+from prometheus_client.core import REGISTRY
+from prometheus_client.registry import Collector
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from caudal.broker.metrics import register_partition_collector
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.broker.service import BrokerService, ControllerClient
 from caudal.broker.storage import Store
@@ -49,11 +52,13 @@ class BrokerServer:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._maintenance: asyncio.Task[None] | None = None
+        self._collector: Collector | None = None
 
     async def start(self, controller: ControllerClient) -> int:
         """Open storage and bind the gRPC port; returns the bound port (useful with port 0)."""
         self.store = Store(self.data_dir / "log")
         self.replicas = ReplicaManager(self.node_id, self.store)
+        self._collector = register_partition_collector(self.replicas)
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
         broker_pb2_grpc.add_BrokerServicer_to_server(BrokerService(self.replicas, controller), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -83,6 +88,8 @@ class BrokerServer:
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace_s)
+        if self._collector is not None:
+            REGISTRY.unregister(self._collector)
         if self.store is not None:
             self.store.close()
         log.info("event=broker_stopped broker=%d", self.node_id)

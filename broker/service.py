@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from caudal.broker.metrics import REQUEST_LATENCY
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.common.errors import InvalidRequestError, UnknownTopicOrPartitionError
 from caudal.common.metadata import BROKER_RESOURCE, TOPIC_RESOURCE
@@ -19,6 +20,10 @@ from caudal.v1 import broker_pb2 as pb
 from caudal.v1 import broker_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+_PRODUCE_LATENCY = REQUEST_LATENCY.labels("Produce")
+_FETCH_LATENCY = REQUEST_LATENCY.labels("Fetch")
+_LIST_OFFSETS_LATENCY = REQUEST_LATENCY.labels("ListOffsets")
 
 
 class ControllerClient(Protocol):
@@ -44,13 +49,16 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         self.controller = controller
 
     async def Produce(self, request: pb.ProduceRequest, context: object) -> pb.ProduceResponse:
-        return await self.replicas.produce(request)
+        with _PRODUCE_LATENCY.time():
+            return await self.replicas.produce(request)
 
     async def Fetch(self, request: pb.FetchRequest, context: object) -> pb.FetchResponse:
-        return await self.replicas.fetch(request)
+        with _FETCH_LATENCY.time():
+            return await self.replicas.fetch(request)
 
     async def ListOffsets(self, request: pb.ListOffsetsRequest, context: object) -> pb.ListOffsetsResponse:
-        return self.replicas.list_offsets(request)
+        with _LIST_OFFSETS_LATENCY.time():
+            return self.replicas.list_offsets(request)
 
     async def Metadata(self, request: pb.MetadataRequest, context: object) -> pb.MetadataResponse:
         image = self.replicas.image

@@ -1,0 +1,53 @@
+"""``caudal dev --metrics-port`` serves broker metrics in the Prometheus text format."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+from nodes import DevNode, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+from caudal.client import AdminClient, NewTopic, Producer
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> list:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return [sample for family in text_string_to_metric_families(body) for sample in family.samples]
+
+
+def test_metrics_follow_traffic(tmp_path) -> None:
+    port = _free_port()
+    node = DevNode(tmp_path / "node", ["--metrics-port", str(port)]).start()
+    try:
+        with AdminClient(bootstrap_servers=node.bootstrap) as admin:
+            admin.create_topics([NewTopic("m", num_partitions=2)])["m"].result()
+        with Producer(bootstrap_servers=node.bootstrap) as producer:
+            for i in range(30):
+                producer.send("m", value=b"x" * 10, partition=i % 2)
+            producer.flush()
+
+        def sample(metrics: list, name: str, **labels: str) -> float | None:
+            for s in metrics:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+            return None
+
+        def counted() -> list | None:
+            metrics = _scrape(port)
+            return metrics if sample(metrics, "caudal_broker_messages_in_total", topic="m") == 30 else None
+
+        metrics = wait_until(counted, 10, what="messages-in to count the 30 records")
+        assert sample(metrics, "caudal_log_end_offset", topic="m", partition="0") == 15
+        assert sample(metrics, "caudal_partition_high_watermark", topic="m", partition="1") == 15
+        assert sample(metrics, "caudal_broker_leader_count") == 2
+        assert sample(metrics, "caudal_broker_request_duration_seconds_count", api="Produce") >= 1
+        assert sample(metrics, "process_resident_memory_bytes") > 0
+    finally:
+        node.stop()
