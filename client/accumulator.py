@@ -22,6 +22,9 @@ from caudal.common.record_batch import BatchBuilder
 
 DeliveryCallback = Callable[[Optional[Exception], Optional[RecordMetadata]], None]
 
+_CALLBACKS_LOCK = threading.Lock()
+"""Guards callback registration against completion; delivery callbacks are rare enough to share one."""
+
 
 class BatchResult:
     """Completion of one produced batch, shared by all its records' futures."""
@@ -37,9 +40,19 @@ class BatchResult:
 
     def complete(self, base_offset: int, log_append_time: int, error: Exception | None) -> None:
         self.base_offset, self.log_append_time, self.error = base_offset, log_append_time, error
-        self.event.set()
-        for callback in self.callbacks:
+        with _CALLBACKS_LOCK:
+            self.event.set()
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
             callback()
+
+    def on_complete(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the batch completes (at once if it already has)."""
+        with _CALLBACKS_LOCK:
+            if not self.event.is_set():
+                self.callbacks.append(callback)
+                return
+        callback()
 
 
 class FutureRecordMetadata:
@@ -81,10 +94,7 @@ class FutureRecordMetadata:
             err = self._batch.error
             callback(err, None if err is not None else self._metadata())
 
-        if self.done():
-            fire()
-        else:
-            self._batch.callbacks.append(fire)
+        self._batch.on_complete(fire)
 
 
 class ProducerBatch:

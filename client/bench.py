@@ -159,14 +159,17 @@ def _produce(args: argparse.Namespace) -> int:
 
         return done
 
+    send, topic = producer.send, args.topic
+    throttled = args.throughput > 0
     try:
         for i in range(args.num_records):
             if i % LATENCY_SAMPLE_EVERY == 0:
-                producer.send(args.topic, payload, on_delivery=sampled(time.perf_counter()))
+                send(topic, payload, on_delivery=sampled(time.perf_counter()))
                 stats.progress(i, args.record_size)
             else:
-                producer.send(args.topic, payload)
-            throttle.wait(i + 1)
+                send(topic, payload)
+            if throttled:
+                throttle.wait(i + 1)
         producer.flush()
     finally:
         producer.close()
@@ -187,6 +190,7 @@ def _consume(args: argparse.Namespace) -> int:
         tps = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic))]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
+        started_at = time.strftime("%Y-%m-%d %H:%M:%S")
         start = time.perf_counter()
         count = total_bytes = 0
         last = start
@@ -205,10 +209,9 @@ def _consume(args: argparse.Namespace) -> int:
     finally:
         consumer.close()
     mb = total_bytes / 1_048_576
-    fmt = "%Y-%m-%d %H:%M:%S"
     print("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec")
     print(
-        f"{time.strftime(fmt)}, {time.strftime(fmt)}, {mb:.4f}, {mb / elapsed if elapsed else 0:.4f}, "
+        f"{started_at}, {time.strftime('%Y-%m-%d %H:%M:%S')}, {mb:.4f}, {mb / elapsed if elapsed else 0:.4f}, "
         f"{count}, {count / elapsed if elapsed else 0:.1f}"
     )
     return 0 if count >= args.num_records else 1

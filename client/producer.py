@@ -67,11 +67,11 @@ class Producer:
         """Queue a record; the future resolves when the broker acknowledges it (per ``acks``)."""
         if self._closed:
             raise InvalidRequestError("Cannot send after the producer is closed.")
-        if key is not None and not isinstance(key, (bytes, bytearray)):
-            raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
-        if value is not None and not isinstance(value, (bytes, bytearray)):
+        if type(value) is not bytes and value is not None and not isinstance(value, (bytes, bytearray)):
             raise TypeError(f"value must be bytes or None, got {type(value).__name__}")
-        count = self._partition_count(topic)
+        if type(key) is not bytes and key is not None and not isinstance(key, (bytes, bytearray)):
+            raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
+        count = self._metadata.cluster.partition_counts.get(topic) or self._partition_count(topic)
         sticky = partition is None and key is None and self.config.partitioner is None
         if partition is None:
             partition = self._choose_partition(topic, key, count)

@@ -1,0 +1,554 @@
+"""Producer batching: RecordAccumulator, ProducerBatch, BatchResult, FutureRecordMetadata.
+
+Pure in-process tests: the test plays the sender (the I/O thread) by calling
+``drain`` / ``complete`` itself, passing explicit ``now`` values.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+
+from caudal.client.accumulator import BatchResult, RecordAccumulator
+from caudal.client.structs import RecordMetadata, TopicPartition
+from caudal.common.compression import CompressionType
+from caudal.common.errors import KafkaTimeoutError, NotLeaderOrFollowerError, UnknownServerError
+from caudal.common.record_batch import BatchBuilder, decode_records
+
+TP0 = TopicPartition("orders", 0)
+TP1 = TopicPartition("orders", 1)
+NO_CAP = 1 << 30
+FAR = 1e9  # a linger no test outlives
+
+
+def make_acc(batch_size=16384, linger_ms=0, buffer_memory=1 << 25, delivery_timeout_ms=120_000):
+    return RecordAccumulator(batch_size, linger_ms, CompressionType.NONE, buffer_memory, delivery_timeout_ms)
+
+
+def send(acc, tp=TP0, value=b"v" * 20, key=None, timestamp=1_000, max_block_s=1.0):
+    return acc.append(tp, timestamp, key, value, (), max_block_s)
+
+
+def fill_batch(acc, tp=TP0, value=b"v" * 20):
+    """Append until a record closes the open batch; returns the futures of that batch."""
+    futures = []
+    while True:
+        future, ready_at = send(acc, tp, value)
+        futures.append(future)
+        if ready_at is not None and len(futures) > 1 or acc_batch_is_closed(acc, tp):
+            return futures
+
+
+def acc_batch_is_closed(acc, tp):
+    queue = acc._queues[tp]
+    return bool(queue) and queue[-1].closed
+
+
+def drain_all(acc, now=None, muted=(), max_bytes=NO_CAP):
+    ready, delay = acc.drain(time.monotonic() if now is None else now, set(muted), max_bytes)
+    return ready, delay
+
+
+def values_of(batch):
+    return [r.value for r in decode_records(batch.payload())[1]]
+
+
+# ---------------------------------------------------------------- append
+
+
+def test_first_append_opens_a_batch_sendable_after_linger():
+    acc = make_acc(linger_ms=250)
+    before = time.monotonic()
+    first, ready_at = send(acc)
+    after = time.monotonic()
+    assert before + 0.25 <= ready_at <= after + 0.25
+
+    second, ready_again = send(acc)
+    assert ready_again is None, "a record joining an open batch must not reschedule the sender"
+    assert (first._index, second._index) == (0, 1)
+    assert not first.done() and not second.done()
+
+
+def test_partitions_have_independent_batches():
+    acc = make_acc(linger_ms=250)
+    a, ready_a = send(acc, TP0)
+    b, ready_b = send(acc, TP1)
+    assert ready_a is not None and ready_b is not None
+    assert a._index == b._index == 0
+    assert a._batch is not b._batch
+
+
+def test_batch_closes_once_it_reaches_batch_size():
+    acc = make_acc(batch_size=200, linger_ms=FAR)
+    value = b"x" * 20
+    results = []
+    while not results or results[-1][1] is None or len(results) == 1:
+        results.append(send(acc, value=value))
+    futures = [f for f, _ in results]
+    filled_at = results[-1][1]
+
+    assert [f._index for f in futures] == list(range(len(futures)))
+    ready, delay = drain_all(acc)
+    (batch,) = ready[TP0]
+    assert batch.closed and batch.size >= 200
+    assert filled_at == batch.created, "the filling record makes the batch sendable at once"
+    assert batch.builder.record_count == len(futures)
+    smaller = BatchBuilder()
+    for _ in range(len(futures) - 1):
+        smaller.append(1_000, None, value)
+    assert smaller.size_in_bytes() < 200, "the batch must not have closed one record late"
+    assert delay is None
+
+    nxt, ready_at = send(acc, value=value)
+    assert nxt._index == 0 and ready_at is not None and ready_at > time.monotonic() + 1000
+
+
+def test_record_larger_than_batch_size_gets_a_closed_batch_of_its_own():
+    acc = make_acc(batch_size=100, linger_ms=FAR)
+    before = time.monotonic()
+    big, ready_at = send(acc, value=b"b" * 500)
+    assert before <= ready_at <= time.monotonic(), "sendable immediately, not after linger"
+    small, ready_small = send(acc, value=b"s")
+    assert small._index == 0 and small._batch is not big._batch
+    assert ready_small is not None
+
+    ready, _ = drain_all(acc)
+    assert [values_of(b) for b in ready[TP0]] == [[b"b" * 500]]
+
+
+# ---------------------------------------------------------------- drain
+
+
+def test_drain_of_an_empty_accumulator():
+    assert drain_all(make_acc()) == ({}, None)
+
+
+def test_closed_batches_go_without_waiting_and_the_open_one_stays():
+    acc = make_acc(batch_size=200, linger_ms=FAR)
+    first = fill_batch(acc)
+    second = fill_batch(acc)
+    open_future, _ = send(acc, value=b"open")
+
+    ready, delay = drain_all(acc)
+    assert [b.result for b in ready[TP0]] == [first[0]._batch, second[0]._batch]
+    assert delay is None, "the partition has something to send now"
+
+    ready, delay = drain_all(acc)
+    assert ready == {}
+    assert delay == pytest.approx(FAR / 1000, abs=5)
+    assert open_future._batch is acc._queues[TP0][0].result
+
+
+def test_open_batch_waits_for_linger_and_reports_the_remaining_delay():
+    acc = make_acc(linger_ms=1_000)
+    future, ready_at = send(acc)
+    created = ready_at - 1.0
+
+    assert drain_all(acc, now=created + 0.3) == ({}, pytest.approx(0.7))
+    ready, delay = drain_all(acc, now=created + 1.0)
+    assert [b.result for b in ready[TP0]] == [future._batch]
+    assert ready[TP0][0].closed and delay is None
+
+    later, ready_later = send(acc)
+    assert later._index == 0 and later._batch is not future._batch
+    assert ready_later is not None
+
+
+def test_delay_is_until_the_earliest_linger_expiry_across_partitions():
+    acc = make_acc(linger_ms=1_000)
+    _, ready0 = send(acc, TP0)
+    _, ready1 = send(acc, TP1)
+    now = max(ready0, ready1) - 0.5
+    ready, delay = drain_all(acc, now=now)
+    assert ready == {}
+    assert delay == pytest.approx(min(ready0, ready1) - now)
+
+
+def test_flushing_sends_the_open_batch_before_linger():
+    acc = make_acc(linger_ms=FAR)
+    future, ready_at = send(acc)
+    created = ready_at - FAR / 1000
+    acc.flushing = 1
+    ready, _ = drain_all(acc, now=created)
+    assert [b.result for b in ready[TP0]] == [future._batch]
+
+
+def test_muted_partitions_are_skipped_until_unmuted():
+    acc = make_acc(linger_ms=0)
+    f0, _ = send(acc, TP0)
+    f1, _ = send(acc, TP1)
+
+    ready, _ = drain_all(acc, muted={TP0})
+    assert set(ready) == {TP1}
+    ready, _ = drain_all(acc)
+    assert set(ready) == {TP0}
+    assert ready[TP0][0].result is f0._batch
+
+
+def test_muted_partition_does_not_contribute_a_delay():
+    acc = make_acc(linger_ms=1_000)
+    _, ready_at = send(acc, TP0)
+    assert drain_all(acc, now=ready_at - 0.5, muted={TP0}) == ({}, None)
+
+
+def _closed_batches(acc, count, tp=TP0):
+    for _ in range(count):
+        fill_batch(acc, tp)
+    return [b for b in acc._queues[tp] if b.closed]
+
+
+def test_per_partition_byte_cap():
+    acc = make_acc(batch_size=200, linger_ms=0)
+    batches = _closed_batches(acc, 3)
+    two = batches[0].size + batches[1].size
+
+    ready, _ = drain_all(acc, max_bytes=two)
+    assert ready[TP0] == batches[:2]
+    ready, _ = drain_all(acc, max_bytes=two)
+    assert ready[TP0] == batches[2:]
+
+
+def test_byte_cap_below_one_batch_still_sends_one():
+    acc = make_acc(batch_size=200, linger_ms=0)
+    batches = _closed_batches(acc, 2)
+    ready, _ = drain_all(acc, max_bytes=1)
+    assert ready[TP0] == batches[:1]
+
+
+def test_byte_cap_applies_to_the_lingered_open_batch_too():
+    acc = make_acc(batch_size=200, linger_ms=0)
+    (closed,) = _closed_batches(acc, 1)
+    open_future, _ = send(acc, value=b"tail")
+
+    ready, _ = drain_all(acc, max_bytes=closed.size)
+    assert ready[TP0] == [closed]
+    ready, _ = drain_all(acc, max_bytes=closed.size)
+    assert [b.result for b in ready[TP0]] == [open_future._batch]
+
+
+# ---------------------------------------------------------------- reenqueue
+
+
+def test_reenqueue_puts_batches_back_first_in_their_order():
+    acc = make_acc(batch_size=200, linger_ms=0)
+    _closed_batches(acc, 3)
+    ready, _ = drain_all(acc)
+    retried = ready[TP0]
+    later = fill_batch(acc)
+
+    acc.reenqueue(retried)
+    ready, _ = drain_all(acc)
+    assert ready[TP0] == [*retried, later[0]._batch_owner] if False else ready[TP0][:3] == retried
+    assert ready[TP0][3].result is later[0]._batch
+    assert len(ready[TP0]) == 4
+
+
+def test_reenqueued_batch_resends_the_same_bytes():
+    acc = make_acc(linger_ms=0)
+    send(acc, value=b"once")
+    (batch,) = drain_all(acc)[0][TP0]
+    payload = batch.payload()
+    acc.reenqueue([batch])
+    (again,) = drain_all(acc)[0][TP0]
+    assert again is batch and again.payload() is payload
+    assert values_of(again) == [b"once"]
+
+
+# ---------------------------------------------------------------- completion
+
+
+def _drained_batch(acc, values, tp=TP0, timestamp=1_000, key=None):
+    futures = [send(acc, tp, value=v, key=key, timestamp=timestamp)[0] for v in values]
+    (batch,) = drain_all(acc)[0][tp]
+    return batch, futures
+
+
+@pytest.mark.parametrize(
+    ("log_append_time", "expected_timestamp"), [(-1, 1_000), (5_555, 5_555)], ids=["create-time", "log-append-time"]
+)
+def test_complete_resolves_offsets_and_timestamps(log_append_time, expected_timestamp):
+    acc = make_acc()
+    batch, futures = _drained_batch(acc, [b"a", b"bb", b"ccc"], key=b"k")
+    acc.complete(batch, 40, log_append_time, None)
+
+    assert all(f.done() for f in futures)
+    assert [f.result(timeout=0) for f in futures] == [
+        RecordMetadata("orders", 0, 40 + i, expected_timestamp, 1, len(v)) for i, v in enumerate([b"a", b"bb", b"ccc"])
+    ]
+    assert futures[0].get(timeout=0) == futures[0].result()
+    assert futures[0].exception(timeout=0) is None
+
+
+def test_null_key_and_value_sizes_are_minus_one():
+    acc = make_acc()
+    future, _ = acc.append(TP0, 1, None, None, (), 1.0)
+    (batch,) = drain_all(acc)[0][TP0]
+    acc.complete(batch, 0, -1, None)
+    meta = future.result(timeout=0)
+    assert (meta.serialized_key_size, meta.serialized_value_size) == (-1, -1)
+
+
+def test_acks_zero_completion_has_offset_minus_one():
+    acc = make_acc()
+    batch, (future,) = _drained_batch(acc, [b"x"])
+    acc.complete(batch, -1, -1, None)
+    assert future.result(timeout=0).offset == -1
+
+
+def test_failed_batch_raises_its_error_from_every_future():
+    acc = make_acc()
+    batch, futures = _drained_batch(acc, [b"a", b"b"])
+    error = NotLeaderOrFollowerError("gone")
+    acc.complete(batch, -1, -1, error)
+    for future in futures:
+        assert future.exception(timeout=0) is error
+        with pytest.raises(NotLeaderOrFollowerError) as info:
+            future.result(timeout=0)
+        assert info.value is error
+
+
+def test_result_times_out_while_pending():
+    acc = make_acc()
+    future, _ = send(acc)
+    with pytest.raises(KafkaTimeoutError):
+        future.result(timeout=0.01)
+    with pytest.raises(KafkaTimeoutError):
+        future.exception(timeout=0.01)
+
+
+def test_incomplete_tracks_batches_until_completed():
+    acc = make_acc()
+    batch, _ = _drained_batch(acc, [b"a"])
+    assert acc.incomplete() == [batch]
+    acc.complete(batch, 0, -1, None)
+    assert acc.incomplete() == []
+
+
+def test_batch_deadline_is_creation_plus_delivery_timeout():
+    acc = make_acc(delivery_timeout_ms=30_000)
+    batch, _ = _drained_batch(acc, [b"a"])
+    assert batch.deadline == pytest.approx(batch.created + 30.0)
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, err, meta):
+        self.calls.append((err, meta))
+
+
+@pytest.mark.parametrize("register", ["before", "after"])
+def test_callback_fires_once_with_metadata(register):
+    acc = make_acc()
+    batch, (future,) = _drained_batch(acc, [b"a"])
+    recorder = Recorder()
+    if register == "before":
+        future.add_callback(recorder)
+        assert recorder.calls == []
+    acc.complete(batch, 7, -1, None)
+    if register == "after":
+        future.add_callback(recorder)
+    assert recorder.calls == [(None, future.result(timeout=0))]
+    assert recorder.calls[0][1].offset == 7
+
+
+@pytest.mark.parametrize("register", ["before", "after"])
+def test_callback_gets_the_error_and_no_metadata(register):
+    acc = make_acc()
+    batch, (future,) = _drained_batch(acc, [b"a"])
+    recorder = Recorder()
+    error = UnknownServerError("boom")
+    if register == "before":
+        future.add_callback(recorder)
+    acc.complete(batch, -1, -1, error)
+    if register == "after":
+        future.add_callback(recorder)
+    assert recorder.calls == [(error, None)]
+
+
+class _CompletesWhenChecked(threading.Event):
+    """An Event whose first ``is_set()`` answers False, but only after ``on_check`` ran.
+
+    It replays one interleaving deterministically: the user thread reads "not
+    done", then the I/O thread runs ``BatchResult.complete`` to the end, then the
+    user thread continues.
+    """
+
+    def __init__(self, on_check):
+        super().__init__()
+        self._on_check = on_check
+
+    def is_set(self):
+        on_check, self._on_check = self._on_check, None
+        if on_check is None:
+            return super().is_set()
+        on_check()
+        return False
+
+
+def test_callback_added_while_the_batch_completes_is_not_lost():
+    acc = make_acc()
+    batch, (future,) = _drained_batch(acc, [b"a"])
+    batch.result.event = _CompletesWhenChecked(lambda: acc.complete(batch, 3, -1, None))
+    recorder = Recorder()
+
+    future.add_callback(recorder)  # user thread (Producer.send with on_delivery)
+
+    assert future.done()
+    assert len(recorder.calls) == 1, "the delivery callback was registered after completion ran and never fires"
+
+
+def test_batch_result_runs_callbacks_on_complete():
+    result = BatchResult()
+    fired = []
+    result.callbacks.append(lambda: fired.append(result.base_offset))
+    result.complete(9, -1, None)
+    assert fired == [9] and result.event.is_set()
+
+
+# ---------------------------------------------------------------- buffer memory
+
+
+def _full_acc():
+    """An accumulator whose buffer is already full after one record."""
+    acc = make_acc(buffer_memory=100, linger_ms=0)
+    future, _ = send(acc, value=b"f" * 60)
+    return acc, future
+
+
+def test_append_blocks_up_to_max_block_then_times_out():
+    acc, _ = _full_acc()
+    start = time.monotonic()
+    with pytest.raises(KafkaTimeoutError, match="buffer_memory"):
+        send(acc, max_block_s=0.05)
+    elapsed = time.monotonic() - start
+    assert 0.05 <= elapsed < 2.0
+
+
+def _wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.001)
+
+
+def test_blocked_append_resumes_when_a_batch_completes():
+    acc, first = _full_acc()
+    outcome = {}
+
+    def blocked_send():
+        try:
+            outcome["future"] = send(acc, value=b"second", max_block_s=10.0)[0]
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=blocked_send)
+    thread.start()
+    _wait_until(lambda: acc._space_waiters == 1)
+    assert thread.is_alive()
+
+    (batch,) = drain_all(acc)[0][TP0]
+    acc.complete(batch, 0, -1, None)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert "error" not in outcome
+    assert outcome["future"]._index == 0 and outcome["future"]._batch is not first._batch
+
+
+# ---------------------------------------------------------------- abort
+
+
+def test_abort_all_fails_queued_batches_and_releases_memory():
+    acc = make_acc(batch_size=200, linger_ms=FAR, buffer_memory=1_000)
+    in_flight, _ = send(acc, TP1)
+    acc.flushing = 1
+    (flying,) = drain_all(acc)[0][TP1]
+    acc.flushing = 0
+    queued = fill_batch(acc) + [send(acc, value=b"open")[0]]
+
+    error = UnknownServerError("producer closed")
+    acc.abort_all(error)
+
+    for future in queued:
+        assert future.exception(timeout=0) is error
+    assert not in_flight.done(), "batches in flight are left to their request"
+    assert drain_all(acc) == ({}, None)
+    assert acc.incomplete() == [flying]
+    send(acc, max_block_s=0)  # queued bytes were released: no wait for space
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_concurrent_appends_while_draining_resolve_every_record_once_in_order():
+    acc = make_acc(batch_size=2_048, linger_ms=0, buffer_memory=64 * 1024)
+    tps = [TopicPartition("load", p) for p in range(4)]
+    per_thread = 20_000
+    sent = {name: [] for name in ("a", "b")}
+    appenders_done = threading.Event()
+    errors = []
+    drained_ids = set()
+    contents = defaultdict(list)  # tp -> values in offset order
+    next_offset = defaultdict(int)
+
+    def append_all(name):
+        try:
+            out = sent[name]
+            for i in range(per_thread):
+                tp = tps[i % 4]
+                value = f"{name}{i}".encode()
+                out.append((tp, value, send(acc, tp, value=value, max_block_s=30.0)[0]))
+        except Exception as exc:
+            errors.append(exc)
+
+    def drain_and_complete():
+        try:
+            while True:
+                finished = appenders_done.is_set()
+                ready, _ = drain_all(acc)
+                for tp, batches in ready.items():
+                    for batch in batches:
+                        assert id(batch) not in drained_ids, "a batch was drained twice"
+                        drained_ids.add(id(batch))
+                        contents[tp].extend(values_of(batch))
+                        acc.complete(batch, next_offset[tp], -1, None)
+                        next_offset[tp] += batch.builder.record_count
+                if finished and not ready:
+                    return
+                if not ready:
+                    time.sleep(0.0005)  # idle poll; completion does not depend on it
+        except Exception as exc:
+            errors.append(exc)
+
+    appenders = [threading.Thread(target=append_all, args=(name,)) for name in sent]
+    drainer = threading.Thread(target=drain_and_complete)
+    drainer.start()
+    for t in appenders:
+        t.start()
+    for t in appenders:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in appenders)
+    appenders_done.set()
+    drainer.join(timeout=60)
+    assert not drainer.is_alive()
+    assert errors == []
+
+    for tp in tps:
+        assert len(contents[tp]) == 2 * per_thread // 4
+    for records in sent.values():
+        last_offset = defaultdict(lambda: -1)
+        for tp, value, future in records:
+            meta = future.result(timeout=0)
+            assert (meta.topic, meta.partition) == tp
+            assert contents[tp][meta.offset] == value, "offset does not point at this record"
+            assert meta.offset > last_offset[tp], "a thread's records went out of append order"
+            last_offset[tp] = meta.offset
+    assert acc.incomplete() == []
