@@ -36,15 +36,9 @@ def fill_batch(acc, tp=TP0, value=b"v" * 20):
     """Append until a record closes the open batch; returns the futures of that batch."""
     futures = []
     while True:
-        future, ready_at = send(acc, tp, value)
-        futures.append(future)
-        if ready_at is not None and len(futures) > 1 or acc_batch_is_closed(acc, tp):
+        futures.append(send(acc, tp, value)[0])
+        if acc._queues[tp][-1].closed:
             return futures
-
-
-def acc_batch_is_closed(acc, tp):
-    queue = acc._queues[tp]
-    return bool(queue) and queue[-1].closed
 
 
 def drain_all(acc, now=None, muted=(), max_bytes=NO_CAP):
@@ -84,17 +78,18 @@ def test_partitions_have_independent_batches():
 def test_batch_closes_once_it_reaches_batch_size():
     acc = make_acc(batch_size=200, linger_ms=FAR)
     value = b"x" * 20
-    results = []
-    while not results or results[-1][1] is None or len(results) == 1:
-        results.append(send(acc, value=value))
-    futures = [f for f, _ in results]
-    filled_at = results[-1][1]
+    futures, ready_ats = [], []
+    while len(futures) < 2 or ready_ats[-1] is None:
+        future, ready_at = send(acc, value=value)
+        futures.append(future)
+        ready_ats.append(ready_at)
 
     assert [f._index for f in futures] == list(range(len(futures)))
+    assert ready_ats[1:-1] == [None] * (len(futures) - 2)
     ready, delay = drain_all(acc)
     (batch,) = ready[TP0]
     assert batch.closed and batch.size >= 200
-    assert filled_at == batch.created, "the filling record makes the batch sendable at once"
+    assert ready_ats[-1] == batch.created, "the filling record makes the batch sendable at once"
     assert batch.builder.record_count == len(futures)
     smaller = BatchBuilder()
     for _ in range(len(futures) - 1):
@@ -233,17 +228,21 @@ def test_byte_cap_applies_to_the_lingered_open_batch_too():
 
 
 def test_reenqueue_puts_batches_back_first_in_their_order():
-    acc = make_acc(batch_size=200, linger_ms=0)
+    acc = make_acc(batch_size=200, linger_ms=FAR)
     _closed_batches(acc, 3)
-    ready, _ = drain_all(acc)
-    retried = ready[TP0]
-    later = fill_batch(acc)
+    retried = drain_all(acc)[0][TP0]
+    assert len(retried) == 3
+    tail_first, _ = send(acc, value=b"tail")
 
     acc.reenqueue(retried)
-    ready, _ = drain_all(acc)
-    assert ready[TP0] == [*retried, later[0]._batch_owner] if False else ready[TP0][:3] == retried
-    assert ready[TP0][3].result is later[0]._batch
-    assert len(ready[TP0]) == 4
+    tail_second, ready_at = send(acc, value=b"tail2")
+    assert ready_at is None and tail_second._index == 1, "the open batch keeps filling behind the retries"
+
+    acc.flushing = 1
+    ready = drain_all(acc)[0][TP0]
+    assert ready[:3] == retried
+    assert [b.result for b in ready[3:]] == [tail_first._batch]
+    assert values_of(ready[3]) == [b"tail", b"tail2"]
 
 
 def test_reenqueued_batch_resends_the_same_bytes():
@@ -467,12 +466,15 @@ def test_blocked_append_resumes_when_a_batch_completes():
 
 
 def test_abort_all_fails_queued_batches_and_releases_memory():
-    acc = make_acc(batch_size=200, linger_ms=FAR, buffer_memory=1_000)
+    acc = make_acc(batch_size=200, linger_ms=FAR)
     in_flight, _ = send(acc, TP1)
     acc.flushing = 1
     (flying,) = drain_all(acc)[0][TP1]
     acc.flushing = 0
     queued = fill_batch(acc) + [send(acc, value=b"open")[0]]
+    acc.buffer_memory = acc._appended_bytes - acc._completed_bytes  # the buffer is exactly full now
+    with pytest.raises(KafkaTimeoutError):
+        send(acc, max_block_s=0)
 
     error = UnknownServerError("producer closed")
     acc.abort_all(error)
@@ -482,7 +484,7 @@ def test_abort_all_fails_queued_batches_and_releases_memory():
     assert not in_flight.done(), "batches in flight are left to their request"
     assert drain_all(acc) == ({}, None)
     assert acc.incomplete() == [flying]
-    send(acc, max_block_s=0)  # queued bytes were released: no wait for space
+    send(acc, max_block_s=0)  # the aborted batches' bytes were released: no wait for space
 
 
 # ---------------------------------------------------------------- threads
