@@ -138,6 +138,11 @@ class PartitionLog:
         self._failed: StorageError | None = None
         self._inflight = 0  # commits submitted and not yet completed
         self._deleted = False
+        self._cleaned_upto = -1
+        self._cleaned_at = 0
+        """End of the segments the last compaction pass covered, and when it ran: a pass
+        re-reads the whole log, so it runs only once a segment has closed since, or once
+        ``delete.retention.ms`` has passed (tombstones may have expired)."""
 
     @classmethod
     def open(cls, store: Store, topic_id: bytes, partition: int, config: TopicConfig, clock: Clock) -> "PartitionLog":
@@ -489,7 +494,8 @@ class PartitionLog:
 
         The key map covers every record below the HW (active segment included).
         Cleanable: the closed segments below the HW whose newest record is older than
-        ``min.compaction.lag.ms``, oldest first. Tombstones older than
+        ``min.compaction.lag.ms``, oldest first; a pass is skipped when no segment closed
+        since the previous one and no tombstone can have expired. Tombstones older than
         ``delete.retention.ms`` are dropped; offsets are preserved; each segment's
         rewrite is one atomic WriteBatch. No-op unless ``cleanup.policy`` has ``compact``.
         """
@@ -507,6 +513,10 @@ class PartitionLog:
             cleanable.append(seg)
         if not cleanable:
             return 0
+        dirty_end = cleanable[-1].end_offset
+        if dirty_end <= self._cleaned_upto and now_ms - self._cleaned_at < cfg.delete_retention_ms:
+            return 0  # nothing closed since the last pass, and no tombstone can have expired since
+        self._cleaned_upto, self._cleaned_at = dirty_end, now_ms
         key_map = log_cleaner.build_key_map(self.batches(self.log_start_offset, upto), upto)
         horizon = now_ms - cfg.delete_retention_ms
         rewritten = 0

@@ -227,3 +227,14 @@ def test_compaction_is_a_no_op_for_delete_policy(store):
     fill(plog, [[(NOW - 1000, b"k", b"1")], [(NOW - 1000, b"k", b"2")], [(NOW, b"k", b"3")]])
     assert compact(plog) == 0
     assert len(everything(plog)) == 3
+
+
+def test_a_pass_runs_again_only_when_a_segment_closed(store):
+    plog = compacted_log(store, **{"delete.retention.ms": "3600000"})
+    ts = NOW - 1000
+    fill(plog, [[(ts, b"a", b"x" * 60)], [(ts, b"a", b"y" * 60)], [(ts, b"a", b"z" * 60)], [(ts, b"b", b"w" * 60)]])
+    assert len(plog.segments) > 2
+    assert compact(plog) >= 1
+    assert compact(plog, NOW + 1) == 0, "nothing closed since the last pass"
+    fill(plog, [[(ts, b"a", b"v" * 60)], [(ts, b"b", b"u" * 60)], [(ts, b"c", b"t" * 60)]])
+    assert compact(plog, NOW + 2) >= 1, "a newly closed segment makes the log dirty again"
