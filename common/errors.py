@@ -64,10 +64,15 @@ class ErrorCode(IntEnum):
     UNSUPPORTED_COMPRESSION_TYPE = 76
     STALE_BROKER_EPOCH = 77
     OFFSET_NOT_AVAILABLE = 78
+    PREFERRED_LEADER_NOT_AVAILABLE = 80
+    ELIGIBLE_LEADERS_NOT_AVAILABLE = 83
+    ELECTION_NOT_NEEDED = 84
     INVALID_RECORD = 87
+    INVALID_UPDATE_VERSION = 95
     UNKNOWN_TOPIC_ID = 100
     DUPLICATE_BROKER_REGISTRATION = 101
     BROKER_ID_NOT_REGISTERED = 102
+    INELIGIBLE_REPLICA = 107
 
 
 RETRIABLE: frozenset[ErrorCode] = frozenset(
@@ -211,6 +216,42 @@ class UnsupportedCompressionTypeError(CaudalError):
 
 class InvalidRecordError(CaudalError):
     code = ErrorCode.INVALID_RECORD
+
+
+class FencedLeaderEpochError(CaudalError):
+    code = ErrorCode.FENCED_LEADER_EPOCH
+
+
+class StaleBrokerEpochError(CaudalError):
+    code = ErrorCode.STALE_BROKER_EPOCH
+
+
+class DuplicateBrokerRegistrationError(CaudalError):
+    code = ErrorCode.DUPLICATE_BROKER_REGISTRATION
+
+
+class BrokerIdNotRegisteredError(CaudalError):
+    code = ErrorCode.BROKER_ID_NOT_REGISTERED
+
+
+class InvalidUpdateVersionError(CaudalError):
+    code = ErrorCode.INVALID_UPDATE_VERSION
+
+
+class IneligibleReplicaError(CaudalError):
+    code = ErrorCode.INELIGIBLE_REPLICA
+
+
+class PreferredLeaderNotAvailableError(CaudalError):
+    code = ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+
+
+class EligibleLeadersNotAvailableError(CaudalError):
+    code = ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
+
+
+class ElectionNotNeededError(CaudalError):
+    code = ErrorCode.ELECTION_NOT_NEEDED
 
 
 class KafkaTimeoutError(CaudalError):

@@ -497,7 +497,7 @@ def test_concurrent_appends_while_draining_resolve_every_record_once_in_order():
     sent = {name: [] for name in ("a", "b")}
     appenders_done = threading.Event()
     errors = []
-    drained_ids = set()
+    drained = set()  # the batches themselves: ids of freed batches get reused
     contents = defaultdict(list)  # tp -> values in offset order
     next_offset = defaultdict(int)
 
@@ -518,8 +518,8 @@ def test_concurrent_appends_while_draining_resolve_every_record_once_in_order():
                 ready, _ = drain_all(acc)
                 for tp, batches in ready.items():
                     for batch in batches:
-                        assert id(batch) not in drained_ids, "a batch was drained twice"
-                        drained_ids.add(id(batch))
+                        assert batch not in drained, "a batch was drained twice"
+                        drained.add(batch)
                         contents[tp].extend(values_of(batch))
                         acc.complete(batch, next_offset[tp], -1, None)
                         next_offset[tp] += batch.builder.record_count

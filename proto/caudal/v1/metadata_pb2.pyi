@@ -117,9 +117,13 @@ class MetadataRecord(_message.Message):
     def __init__(self, broker_registration: _Optional[_Union[BrokerRegistrationRecord, _Mapping]] = ..., topic: _Optional[_Union[TopicRecord, _Mapping]] = ..., partition: _Optional[_Union[PartitionRecord, _Mapping]] = ..., config: _Optional[_Union[ConfigRecord, _Mapping]] = ..., remove_topic: _Optional[_Union[RemoveTopicRecord, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBrokerRecord, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBrokerRecord, _Mapping]] = ..., producer_ids: _Optional[_Union[ProducerIdsRecord, _Mapping]] = ...) -> None: ...
 
 class MetadataBatch(_message.Message):
-    __slots__ = ("version", "records")
+    __slots__ = ("version", "records", "snapshot", "expected_version")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     version: int
     records: _containers.RepeatedCompositeFieldContainer[MetadataRecord]
-    def __init__(self, version: _Optional[int] = ..., records: _Optional[_Iterable[_Union[MetadataRecord, _Mapping]]] = ...) -> None: ...
+    snapshot: bool
+    expected_version: int
+    def __init__(self, version: _Optional[int] = ..., records: _Optional[_Iterable[_Union[MetadataRecord, _Mapping]]] = ..., snapshot: _Optional[bool] = ..., expected_version: _Optional[int] = ...) -> None: ...
