@@ -69,9 +69,14 @@ class ReplicaManager:
 
     def apply_metadata(self, batch: md.MetadataBatch) -> None:
         """Apply a committed metadata batch and reconcile hosted partitions with it."""
-        if batch.version <= self.image.version and self.image.version:
+        if batch.snapshot:
+            image = MetadataImage()
+            image.apply_batch(batch)
+            self.image = image
+        elif batch.version <= self.image.version:
             return
-        self.image.apply_batch(batch)
+        else:
+            self.image.apply_batch(batch)
         self._reconcile()
 
     def _reconcile(self) -> None:

@@ -1,8 +1,8 @@
-"""Process wiring for a broker: storage, replica manager, gRPC server, health, maintenance.
+"""Process wiring for a broker: storage, replica manager, gRPC server, membership, maintenance.
 
-The gRPC server, the replica manager and the maintenance task all run on one
-asyncio loop; RocksDB writes leave it only through the store's group-commit
-writer thread.
+The gRPC server, the replica manager, the controller link and the maintenance
+task all run on one asyncio loop; RocksDB writes leave it only through the
+store's group-commit writer thread.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import logging
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.core import REGISTRY
 from prometheus_client.registry import Collector
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from caudal.broker.lifecycle import BrokerLifecycle, ControllerLink
 from caudal.broker.metrics import register_partition_collector
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.broker.service import BrokerService, ControllerClient
@@ -27,10 +28,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAINTENANCE_INTERVAL_MS = 300_000
 """Kafka's ``log.retention.check.interval.ms``."""
+READY_TIMEOUT_S = 60.0
 
 
 class BrokerServer:
-    """One broker node; ``start`` binds and serves, ``stop`` drains and closes storage."""
+    """One broker node; ``start`` binds, joins the cluster and serves; ``stop`` hands off and closes."""
 
     def __init__(
         self,
@@ -49,13 +51,14 @@ class BrokerServer:
         self.maintenance_interval_ms = maintenance_interval_ms
         self.store: Store | None = None
         self.replicas: ReplicaManager | None = None
+        self.lifecycle: BrokerLifecycle | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._maintenance: asyncio.Task[None] | None = None
         self._collector: Collector | None = None
 
-    async def start(self, controller: ControllerClient) -> int:
-        """Open storage and bind the gRPC port; returns the bound port (useful with port 0)."""
+    async def start(self, controller: ControllerClient, link: ControllerLink) -> int:
+        """Open storage, bind the port, register and wait to be unfenced; returns the bound port."""
         self.store = Store(self.data_dir / "log")
         self.replicas = ReplicaManager(self.node_id, self.store)
         self._collector = register_partition_collector(self.replicas)
@@ -64,13 +67,13 @@ class BrokerServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
         await self._server.start()
+        self.lifecycle = BrokerLifecycle(self.node_id, self.host, self.port, self.rack, link, self.replicas)
+        await self.lifecycle.start()
+        await asyncio.wait_for(self.lifecycle.unfenced.wait(), READY_TIMEOUT_S)
         self._maintenance = asyncio.create_task(self._maintain(), name="log-maintenance")
-        return self.port
-
-    async def set_serving(self) -> None:
-        """Report SERVING on the health service once metadata has been applied."""
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("caudal.v1.Broker", health_pb2.HealthCheckResponse.SERVING)
+        return self.port
 
     async def _maintain(self) -> None:
         assert self.replicas is not None
@@ -79,6 +82,10 @@ class BrokerServer:
             self.replicas.run_log_maintenance()
 
     async def stop(self, grace_s: float = 2.0) -> None:
+        """Controlled shutdown: move leaderships away, stop serving, close storage."""
+        if self.lifecycle is not None:
+            await self.lifecycle.controlled_shutdown()
+            await self.lifecycle.stop()
         if self._maintenance is not None:
             self._maintenance.cancel()
             try:
@@ -90,7 +97,7 @@ class BrokerServer:
             await self._server.stop(grace_s)
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
+            self._collector = None
         if self.store is not None:
             self.store.close()
         log.info("event=broker_stopped broker=%d", self.node_id)
-

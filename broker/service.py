@@ -30,7 +30,7 @@ class ControllerClient(Protocol):
     """What the broker needs from the active controller."""
 
     cluster_id: str
-    node_id: int
+    active_controller_id: int
 
     async def create_topics(self, request: pb.CreateTopicsRequest) -> pb.CreateTopicsResponse: ...
 
@@ -64,7 +64,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         image = self.replicas.image
         response = pb.MetadataResponse(
             cluster_id=self.controller.cluster_id,
-            controller_id=self.controller.node_id,
+            controller_id=self.controller.active_controller_id,
             metadata_version=image.version,
             brokers=self._brokers(),
         )
@@ -95,7 +95,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
 
     async def DescribeCluster(self, request: pb.DescribeClusterRequest, context: object) -> pb.DescribeClusterResponse:
         return pb.DescribeClusterResponse(
-            cluster_id=self.controller.cluster_id, controller_id=self.controller.node_id, brokers=self._brokers()
+            cluster_id=self.controller.cluster_id, controller_id=self.controller.active_controller_id, brokers=self._brokers()
         )
 
     async def CreateTopics(self, request: pb.CreateTopicsRequest, context: object) -> pb.CreateTopicsResponse:

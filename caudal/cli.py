@@ -8,6 +8,8 @@ import sys
 
 _COMMAND_MODULES = [
     "caudal.dev",
+    "caudal.controller.main",
+    "caudal.broker.main",
     "caudal.client.topics_command",
     "caudal.client.console",
     "caudal.client.bench",

@@ -3,8 +3,9 @@
 Like Kafka's KRaft combined mode: the controller keeps metadata in a fsynced
 journal under ``<data-dir>/controller`` and the broker keeps partitions in
 RocksDB under ``<data-dir>/broker``. Both run on one asyncio loop and use the
-same code paths as a multi-node cluster; only the transport between them is a
-function call.
+same code paths as a multi-node cluster — the broker registers, heartbeats and
+follows the metadata stream — only the transport between them is a function
+call instead of gRPC.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import argparse
 import asyncio
 import logging
 import signal
-import uuid
 from pathlib import Path
 
 from prometheus_client import start_http_server
 
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
+from caudal.common.node_identity import load_or_create
 from caudal.controller.control import ControllerDefaults
 from caudal.controller.controller import Controller
-from caudal.node_identity import load_or_create
+from caudal.controller.local_quorum import LocalQuorum
 
 log = logging.getLogger("caudal.dev")
 
@@ -53,20 +54,20 @@ def main(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     cluster_id = load_or_create(data_dir, NODE_ID)
-    controller = Controller(NODE_ID, data_dir / "controller", ControllerDefaults(default_replication_factor=1))
-    controller.cluster_id = cluster_id
-    controller.start()
+    controller = Controller(
+        NODE_ID,
+        lambda publish: LocalQuorum(NODE_ID, data_dir / "controller", publish),
+        ControllerDefaults(default_replication_factor=1),
+        cluster_id=cluster_id,
+    )
     broker = BrokerServer(NODE_ID, args.host, args.port, data_dir / "broker", maintenance_interval_ms=args.retention_check_interval_ms)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    controller.start()
     try:
-        port = await broker.start(controller)
-        await controller.register_broker(NODE_ID, args.host, port, "", uuid.uuid4().bytes)
-        assert broker.replicas is not None
-        controller.subscribe(broker.replicas.apply_metadata)
-        await broker.set_serving()
+        port = await broker.start(controller, controller)
         if args.metrics_port is not None:
             start_http_server(args.metrics_port, addr=args.host)
         log.info(
@@ -77,5 +78,5 @@ async def _run(args: argparse.Namespace) -> int:
         log.info("event=shutdown_requested")
     finally:
         await broker.stop()
-        controller.close()
+        await controller.stop()
     return 0

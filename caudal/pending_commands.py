@@ -10,8 +10,6 @@ import argparse
 import sys
 
 _PENDING = {
-    "controller": "run a controller quorum member (multi-node clusters)",
-    "broker": "run a broker of a multi-node cluster",
     "groups": "list, describe and reset consumer groups",
 }
 

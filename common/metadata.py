@@ -29,6 +29,8 @@ class BrokerState:
     port: int
     rack: str
     fenced: bool
+    incarnation_id: bytes = b""
+    """Random id of the broker process that registered this epoch (a restart gets a new one)."""
 
 
 @dataclass
@@ -78,7 +80,7 @@ class MetadataImage:
         kind = record.WhichOneof("record")
         if kind == "broker_registration":
             r = record.broker_registration
-            self.brokers[r.broker_id] = BrokerState(r.broker_id, r.broker_epoch, r.host, r.port, r.rack, r.fenced)
+            self.brokers[r.broker_id] = BrokerState(r.broker_id, r.broker_epoch, r.host, r.port, r.rack, r.fenced, r.incarnation_id)
         elif kind == "topic":
             r = record.topic
             topic = TopicState(r.name, r.topic_id)
@@ -134,7 +136,8 @@ class MetadataImage:
             out.append(
                 md.MetadataRecord(
                     broker_registration=md.BrokerRegistrationRecord(
-                        broker_id=b.broker_id, broker_epoch=b.broker_epoch, host=b.host, port=b.port, rack=b.rack, fenced=b.fenced
+                        broker_id=b.broker_id, broker_epoch=b.broker_epoch, host=b.host, port=b.port, rack=b.rack,
+                        fenced=b.fenced, incarnation_id=b.incarnation_id,
                     )
                 )
             )

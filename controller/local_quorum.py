@@ -3,9 +3,9 @@
 ``caudal dev`` runs the controller in combined mode with a single voter, so
 there is nobody to replicate to; this quorum appends each
 :class:`MetadataBatch` to ``metadata.journal`` and fsyncs before the change is
-applied, then replays the journal on start. It has the same interface the
-Raft quorum offers (``append`` then ``apply``), so the controller logic above
-it is identical in both modes.
+published, then replays the journal on start. It keeps the contract of the
+Raft quorum (decisions carry the version they were made at; committed batches
+are published in order), so the controller above it is identical in both modes.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import logging
 import os
 import struct
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import crc32c
 
+from caudal.controller.quorum import StaleDecisionError
 from caudal.v1 import metadata_pb2 as md
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,11 @@ _FRAME = struct.Struct(">II")  # payload length, CRC-32C of the payload
 class LocalQuorum:
     """Durable single-voter metadata log; owned by the process's asyncio loop."""
 
-    def __init__(self, data_dir: Path, apply: Callable[[md.MetadataBatch], None]) -> None:
+    def __init__(self, node_id: int, data_dir: Path, publish: Callable[[md.MetadataBatch], None]) -> None:
+        self.node_id = node_id
         self._path = Path(data_dir) / "metadata.journal"
-        self._apply = apply
-        self._file = None
+        self._publish = publish
+        self._file: BinaryIO | None = None
         self.version = 0
 
     def open(self) -> None:
@@ -49,7 +51,7 @@ class LocalQuorum:
                     log.warning("event=journal_truncated path=%s at=%d", self._path, pos)
                     break
                 batch = md.MetadataBatch.FromString(payload)
-                self._apply(batch)
+                self._publish(batch)
                 self.version = batch.version
                 pos += _FRAME.size + length
             valid_end = pos
@@ -57,21 +59,32 @@ class LocalQuorum:
         self._file.truncate(valid_end)
         log.info("event=metadata_replayed version=%d", self.version)
 
-    async def append(self, records: list[md.MetadataRecord]) -> md.MetadataBatch:
-        """Make ``records`` durable as the next version, then apply them."""
-        batch = md.MetadataBatch(version=self.version + 1, records=records)
+    async def append(self, records: list[md.MetadataRecord], expected_version: int) -> int:
+        """Make ``records`` durable as the next version, then publish them."""
+        if expected_version != self.version:
+            raise StaleDecisionError()
+        batch = md.MetadataBatch(version=self.version + 1, records=records, expected_version=expected_version)
         payload = batch.SerializeToString()
         frame = _FRAME.pack(len(payload), crc32c.crc32c(payload)) + payload
         await asyncio.to_thread(self._write, frame)
         self.version = batch.version
-        self._apply(batch)
-        return batch
+        self._publish(batch)
+        return batch.version
 
     def _write(self, frame: bytes) -> None:
         assert self._file is not None
         self._file.write(frame)
         self._file.flush()
         os.fsync(self._file.fileno())
+
+    def is_leader(self) -> bool:
+        return True
+
+    def leader_id(self) -> int:
+        return self.node_id
+
+    def status(self) -> dict:
+        return {"raft_term": 0, "commit_idx": self.version}
 
     def close(self) -> None:
         if self._file is not None:

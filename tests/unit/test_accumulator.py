@@ -373,35 +373,40 @@ def test_callback_gets_the_error_and_no_metadata(register):
 
 
 class _CompletesWhenChecked(threading.Event):
-    """An Event whose first ``is_set()`` answers False, but only after ``on_check`` ran.
+    """An Event whose first ``is_set()`` lets the I/O thread try to complete the batch first.
 
-    It replays one interleaving deterministically: the user thread reads "not
-    done", then the I/O thread runs ``BatchResult.complete`` to the end, then the
-    user thread continues.
+    It forces the interleaving "the user thread has read *not done*, then the
+    I/O thread runs ``complete``": the completion starts on another thread and
+    gets a bounded chance to finish before the answer False is returned. Code
+    that makes completion wait for the registration passes whether or not that
+    chance is used; code that lets it run in between loses the callback.
     """
 
-    def __init__(self, on_check):
+    def __init__(self, complete):
         super().__init__()
-        self._on_check = on_check
+        self._complete = complete
+        self.completer = None
 
     def is_set(self):
-        on_check, self._on_check = self._on_check, None
-        if on_check is None:
+        if self.completer is not None:
             return super().is_set()
-        on_check()
+        self.completer = threading.Thread(target=self._complete)
+        self.completer.start()
+        self.completer.join(timeout=0.2)
         return False
 
 
 def test_callback_added_while_the_batch_completes_is_not_lost():
     acc = make_acc()
     batch, (future,) = _drained_batch(acc, [b"a"])
-    batch.result.event = _CompletesWhenChecked(lambda: acc.complete(batch, 3, -1, None))
+    event = batch.result.event = _CompletesWhenChecked(lambda: acc.complete(batch, 3, -1, None))
     recorder = Recorder()
 
     future.add_callback(recorder)  # user thread (Producer.send with on_delivery)
+    event.completer.join(timeout=5)
 
-    assert future.done()
-    assert len(recorder.calls) == 1, "the delivery callback was registered after completion ran and never fires"
+    assert not event.completer.is_alive() and future.done()
+    assert recorder.calls == [(None, future.result(timeout=0))], "callback lost or fired twice"
 
 
 def test_batch_result_runs_callbacks_on_complete():

@@ -26,7 +26,7 @@ from caudal.v1 import broker_pb2 as caudal_dot_v1_dot_broker__pb2
 from caudal.v1 import metadata_pb2 as caudal_dot_v1_dot_metadata__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61udal/v1/controller.proto\x12\tcaudal.v1\x1a\x16\x63\x61udal/v1/broker.proto\x1a\x18\x63\x61udal/v1/metadata.proto\"F\n\x11NotControllerHint\x12\x15\n\rcontroller_id\x18\x01 \x01(\x05\x12\x1a\n\x12\x63ontroller_address\x18\x02 \x01(\t\"l\n\x15RegisterBrokerRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0c\n\x04rack\x18\x04 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x05 \x01(\x0c\"\x85\x01\n\x16RegisterBrokerResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x03 \x01(\x03\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"o\n\x16\x42rokerHeartbeatRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x18\n\x10metadata_version\x18\x03 \x01(\x03\x12\x12\n\nwant_fence\x18\x04 \x01(\x08\"\x97\x01\n\x17\x42rokerHeartbeatResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x03 \x01(\x08\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\x12\x15\n\rcontroller_id\x18\x05 \x01(\x05\"?\n\x14WatchMetadataRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\"\xa5\x01\n\x15\x41lterPartitionRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x10\n\x08topic_id\x18\x03 \x01(\x0c\x12\x11\n\tpartition\x18\x04 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x05 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x06 \x01(\x05\x12\x0f\n\x07new_isr\x18\x07 \x03(\x05\"\x9e\x01\n\x16\x41lterPartitionResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12-\n\tpartition\x18\x03 \x01(\x0b\x32\x1a.caudal.v1.PartitionRecord\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"D\n\x19\x43ontrolledShutdownRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"\x92\x01\n\x1a\x43ontrolledShutdownResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x1d\n\x15remaining_leaderships\x18\x03 \x01(\x05\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"E\n\x1a\x41llocateProducerIdsRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"\x9e\x01\n\x1b\x41llocateProducerIdsResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x19\n\x11\x66irst_producer_id\x18\x03 \x01(\x03\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\x12*\n\x04hint\x18\x05 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"\x17\n\x15\x44\x65scribeQuorumRequest\"C\n\x0cQuorumMember\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\"\xa9\x01\n\x16\x44\x65scribeQuorumResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x11\n\tleader_id\x18\x02 \x01(\x05\x12\x11\n\traft_term\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x03\x12\x18\n\x10metadata_version\x18\x05 \x01(\x03\x12(\n\x07members\x18\x06 \x03(\x0b\x32\x17.caudal.v1.QuorumMember\"X\n\x13\x45lectLeadersRequest\x12\x15\n\relection_type\x18\x01 \x01(\x05\x12*\n\x06topics\x18\x02 \x03(\x0b\x32\x1a.caudal.v1.TopicPartitions\"4\n\x0fTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\x05\"a\n\x12\x45lectLeadersResult\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"F\n\x14\x45lectLeadersResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.caudal.v1.ElectLeadersResult2\xa3\x08\n\nController\x12U\n\x0eRegisterBroker\x12 .caudal.v1.RegisterBrokerRequest\x1a!.caudal.v1.RegisterBrokerResponse\x12X\n\x0f\x42rokerHeartbeat\x12!.caudal.v1.BrokerHeartbeatRequest\x1a\".caudal.v1.BrokerHeartbeatResponse\x12L\n\rWatchMetadata\x12\x1f.caudal.v1.WatchMetadataRequest\x1a\x18.caudal.v1.MetadataBatch0\x01\x12U\n\x0e\x41lterPartition\x12 .caudal.v1.AlterPartitionRequest\x1a!.caudal.v1.AlterPartitionResponse\x12\x61\n\x12\x43ontrolledShutdown\x12$.caudal.v1.ControlledShutdownRequest\x1a%.caudal.v1.ControlledShutdownResponse\x12\x64\n\x13\x41llocateProducerIds\x12%.caudal.v1.AllocateProducerIdsRequest\x1a&.caudal.v1.AllocateProducerIdsResponse\x12U\n\x0e\x44\x65scribeQuorum\x12 .caudal.v1.DescribeQuorumRequest\x1a!.caudal.v1.DescribeQuorumResponse\x12O\n\x0c\x43reateTopics\x12\x1e.caudal.v1.CreateTopicsRequest\x1a\x1f.caudal.v1.CreateTopicsResponse\x12O\n\x0c\x44\x65leteTopics\x12\x1e.caudal.v1.DeleteTopicsRequest\x1a\x1f.caudal.v1.DeleteTopicsResponse\x12[\n\x10\x43reatePartitions\x12\".caudal.v1.CreatePartitionsRequest\x1a#.caudal.v1.CreatePartitionsResponse\x12O\n\x0c\x41lterConfigs\x12\x1e.caudal.v1.AlterConfigsRequest\x1a\x1f.caudal.v1.AlterConfigsResponse\x12O\n\x0c\x45lectLeaders\x12\x1e.caudal.v1.ElectLeadersRequest\x1a\x1f.caudal.v1.ElectLeadersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61udal/v1/controller.proto\x12\tcaudal.v1\x1a\x16\x63\x61udal/v1/broker.proto\x1a\x18\x63\x61udal/v1/metadata.proto\"F\n\x11NotControllerHint\x12\x15\n\rcontroller_id\x18\x01 \x01(\x05\x12\x1a\n\x12\x63ontroller_address\x18\x02 \x01(\t\"l\n\x15RegisterBrokerRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0c\n\x04rack\x18\x04 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x05 \x01(\x0c\"\xb0\x01\n\x16RegisterBrokerResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x03 \x01(\x03\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x15\n\rcontroller_id\x18\x06 \x01(\x05\"o\n\x16\x42rokerHeartbeatRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x18\n\x10metadata_version\x18\x03 \x01(\x03\x12\x12\n\nwant_fence\x18\x04 \x01(\x08\"\x97\x01\n\x17\x42rokerHeartbeatResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x03 \x01(\x08\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\x12\x15\n\rcontroller_id\x18\x05 \x01(\x05\"?\n\x14WatchMetadataRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\"\xa5\x01\n\x15\x41lterPartitionRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x10\n\x08topic_id\x18\x03 \x01(\x0c\x12\x11\n\tpartition\x18\x04 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x05 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x06 \x01(\x05\x12\x0f\n\x07new_isr\x18\x07 \x03(\x05\"\x9e\x01\n\x16\x41lterPartitionResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12-\n\tpartition\x18\x03 \x01(\x0b\x32\x1a.caudal.v1.PartitionRecord\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"D\n\x19\x43ontrolledShutdownRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"\x92\x01\n\x1a\x43ontrolledShutdownResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x1d\n\x15remaining_leaderships\x18\x03 \x01(\x05\x12*\n\x04hint\x18\x04 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"E\n\x1a\x41llocateProducerIdsRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"\x9e\x01\n\x1b\x41llocateProducerIdsResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x19\n\x11\x66irst_producer_id\x18\x03 \x01(\x03\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\x12*\n\x04hint\x18\x05 \x01(\x0b\x32\x1c.caudal.v1.NotControllerHint\"\x17\n\x15\x44\x65scribeQuorumRequest\"C\n\x0cQuorumMember\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\"\xa9\x01\n\x16\x44\x65scribeQuorumResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x11\n\tleader_id\x18\x02 \x01(\x05\x12\x11\n\traft_term\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x03\x12\x18\n\x10metadata_version\x18\x05 \x01(\x03\x12(\n\x07members\x18\x06 \x03(\x0b\x32\x17.caudal.v1.QuorumMember\"X\n\x13\x45lectLeadersRequest\x12\x15\n\relection_type\x18\x01 \x01(\x05\x12*\n\x06topics\x18\x02 \x03(\x0b\x32\x1a.caudal.v1.TopicPartitions\"4\n\x0fTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\x05\"a\n\x12\x45lectLeadersResult\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"F\n\x14\x45lectLeadersResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.caudal.v1.ElectLeadersResult2\xa3\x08\n\nController\x12U\n\x0eRegisterBroker\x12 .caudal.v1.RegisterBrokerRequest\x1a!.caudal.v1.RegisterBrokerResponse\x12X\n\x0f\x42rokerHeartbeat\x12!.caudal.v1.BrokerHeartbeatRequest\x1a\".caudal.v1.BrokerHeartbeatResponse\x12L\n\rWatchMetadata\x12\x1f.caudal.v1.WatchMetadataRequest\x1a\x18.caudal.v1.MetadataBatch0\x01\x12U\n\x0e\x41lterPartition\x12 .caudal.v1.AlterPartitionRequest\x1a!.caudal.v1.AlterPartitionResponse\x12\x61\n\x12\x43ontrolledShutdown\x12$.caudal.v1.ControlledShutdownRequest\x1a%.caudal.v1.ControlledShutdownResponse\x12\x64\n\x13\x41llocateProducerIds\x12%.caudal.v1.AllocateProducerIdsRequest\x1a&.caudal.v1.AllocateProducerIdsResponse\x12U\n\x0e\x44\x65scribeQuorum\x12 .caudal.v1.DescribeQuorumRequest\x1a!.caudal.v1.DescribeQuorumResponse\x12O\n\x0c\x43reateTopics\x12\x1e.caudal.v1.CreateTopicsRequest\x1a\x1f.caudal.v1.CreateTopicsResponse\x12O\n\x0c\x44\x65leteTopics\x12\x1e.caudal.v1.DeleteTopicsRequest\x1a\x1f.caudal.v1.DeleteTopicsResponse\x12[\n\x10\x43reatePartitions\x12\".caudal.v1.CreatePartitionsRequest\x1a#.caudal.v1.CreatePartitionsResponse\x12O\n\x0c\x41lterConfigs\x12\x1e.caudal.v1.AlterConfigsRequest\x1a\x1f.caudal.v1.AlterConfigsResponse\x12O\n\x0c\x45lectLeaders\x12\x1e.caudal.v1.ElectLeadersRequest\x1a\x1f.caudal.v1.ElectLeadersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,39 +38,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERBROKERREQUEST']._serialized_start=163
   _globals['_REGISTERBROKERREQUEST']._serialized_end=271
   _globals['_REGISTERBROKERRESPONSE']._serialized_start=274
-  _globals['_REGISTERBROKERRESPONSE']._serialized_end=407
-  _globals['_BROKERHEARTBEATREQUEST']._serialized_start=409
-  _globals['_BROKERHEARTBEATREQUEST']._serialized_end=520
-  _globals['_BROKERHEARTBEATRESPONSE']._serialized_start=523
-  _globals['_BROKERHEARTBEATRESPONSE']._serialized_end=674
-  _globals['_WATCHMETADATAREQUEST']._serialized_start=676
-  _globals['_WATCHMETADATAREQUEST']._serialized_end=739
-  _globals['_ALTERPARTITIONREQUEST']._serialized_start=742
-  _globals['_ALTERPARTITIONREQUEST']._serialized_end=907
-  _globals['_ALTERPARTITIONRESPONSE']._serialized_start=910
-  _globals['_ALTERPARTITIONRESPONSE']._serialized_end=1068
-  _globals['_CONTROLLEDSHUTDOWNREQUEST']._serialized_start=1070
-  _globals['_CONTROLLEDSHUTDOWNREQUEST']._serialized_end=1138
-  _globals['_CONTROLLEDSHUTDOWNRESPONSE']._serialized_start=1141
-  _globals['_CONTROLLEDSHUTDOWNRESPONSE']._serialized_end=1287
-  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_start=1289
-  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_end=1358
-  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_start=1361
-  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_end=1519
-  _globals['_DESCRIBEQUORUMREQUEST']._serialized_start=1521
-  _globals['_DESCRIBEQUORUMREQUEST']._serialized_end=1544
-  _globals['_QUORUMMEMBER']._serialized_start=1546
-  _globals['_QUORUMMEMBER']._serialized_end=1613
-  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_start=1616
-  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_end=1785
-  _globals['_ELECTLEADERSREQUEST']._serialized_start=1787
-  _globals['_ELECTLEADERSREQUEST']._serialized_end=1875
-  _globals['_TOPICPARTITIONS']._serialized_start=1877
-  _globals['_TOPICPARTITIONS']._serialized_end=1929
-  _globals['_ELECTLEADERSRESULT']._serialized_start=1931
-  _globals['_ELECTLEADERSRESULT']._serialized_end=2028
-  _globals['_ELECTLEADERSRESPONSE']._serialized_start=2030
-  _globals['_ELECTLEADERSRESPONSE']._serialized_end=2100
-  _globals['_CONTROLLER']._serialized_start=2103
-  _globals['_CONTROLLER']._serialized_end=3162
+  _globals['_REGISTERBROKERRESPONSE']._serialized_end=450
+  _globals['_BROKERHEARTBEATREQUEST']._serialized_start=452
+  _globals['_BROKERHEARTBEATREQUEST']._serialized_end=563
+  _globals['_BROKERHEARTBEATRESPONSE']._serialized_start=566
+  _globals['_BROKERHEARTBEATRESPONSE']._serialized_end=717
+  _globals['_WATCHMETADATAREQUEST']._serialized_start=719
+  _globals['_WATCHMETADATAREQUEST']._serialized_end=782
+  _globals['_ALTERPARTITIONREQUEST']._serialized_start=785
+  _globals['_ALTERPARTITIONREQUEST']._serialized_end=950
+  _globals['_ALTERPARTITIONRESPONSE']._serialized_start=953
+  _globals['_ALTERPARTITIONRESPONSE']._serialized_end=1111
+  _globals['_CONTROLLEDSHUTDOWNREQUEST']._serialized_start=1113
+  _globals['_CONTROLLEDSHUTDOWNREQUEST']._serialized_end=1181
+  _globals['_CONTROLLEDSHUTDOWNRESPONSE']._serialized_start=1184
+  _globals['_CONTROLLEDSHUTDOWNRESPONSE']._serialized_end=1330
+  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_start=1332
+  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_end=1401
+  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_start=1404
+  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_end=1562
+  _globals['_DESCRIBEQUORUMREQUEST']._serialized_start=1564
+  _globals['_DESCRIBEQUORUMREQUEST']._serialized_end=1587
+  _globals['_QUORUMMEMBER']._serialized_start=1589
+  _globals['_QUORUMMEMBER']._serialized_end=1656
+  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_start=1659
+  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_end=1828
+  _globals['_ELECTLEADERSREQUEST']._serialized_start=1830
+  _globals['_ELECTLEADERSREQUEST']._serialized_end=1918
+  _globals['_TOPICPARTITIONS']._serialized_start=1920
+  _globals['_TOPICPARTITIONS']._serialized_end=1972
+  _globals['_ELECTLEADERSRESULT']._serialized_start=1974
+  _globals['_ELECTLEADERSRESULT']._serialized_end=2071
+  _globals['_ELECTLEADERSRESPONSE']._serialized_start=2073
+  _globals['_ELECTLEADERSRESPONSE']._serialized_end=2143
+  _globals['_CONTROLLER']._serialized_start=2146
+  _globals['_CONTROLLER']._serialized_end=3205
 # @@protoc_insertion_point(module_scope)

@@ -31,16 +31,20 @@ class RegisterBrokerRequest(_message.Message):
     def __init__(self, broker_id: _Optional[int] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., incarnation_id: _Optional[bytes] = ...) -> None: ...
 
 class RegisterBrokerResponse(_message.Message):
-    __slots__ = ("error_code", "error_message", "broker_epoch", "hint")
+    __slots__ = ("error_code", "error_message", "broker_epoch", "hint", "cluster_id", "controller_id")
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     BROKER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     HINT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_ID_FIELD_NUMBER: _ClassVar[int]
     error_code: int
     error_message: str
     broker_epoch: int
     hint: NotControllerHint
-    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., broker_epoch: _Optional[int] = ..., hint: _Optional[_Union[NotControllerHint, _Mapping]] = ...) -> None: ...
+    cluster_id: str
+    controller_id: int
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., broker_epoch: _Optional[int] = ..., hint: _Optional[_Union[NotControllerHint, _Mapping]] = ..., cluster_id: _Optional[str] = ..., controller_id: _Optional[int] = ...) -> None: ...
 
 class BrokerHeartbeatRequest(_message.Message):
     __slots__ = ("broker_id", "broker_epoch", "metadata_version", "want_fence")

@@ -7,10 +7,17 @@ data dir of another node or cluster is refused instead of silently mixing logs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from pathlib import Path
 
 META_FILE = "meta.properties"
+
+
+def cluster_id_for(peers: str) -> str:
+    """A cluster id every controller of one quorum derives alike from its ``--peers`` list."""
+    canonical = ",".join(sorted(p.strip() for p in peers.split(",") if p.strip()))
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()[:16]).decode().rstrip("=")
 
 
 def load_or_create(data_dir: Path, node_id: int, cluster_id: str | None = None) -> str:

@@ -1,0 +1,58 @@
+"""``caudal broker``: one broker of a multi-node cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from caudal.broker.controller_channel import ControllerChannel
+from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
+from caudal.common import logs
+
+log = logging.getLogger("caudal.broker")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("broker", help="run a broker of a multi-node cluster")
+    p.add_argument("--node-id", type=int, required=True)
+    p.add_argument("--listen", required=True, metavar="HOST:PORT", help="client address (port 0 picks a free one)")
+    p.add_argument("--controllers", required=True, metavar="HOST:PORT,...", help="every controller's --listen address")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--rack", default="", help="rack or zone, for rack-aware replica placement")
+    p.add_argument("--metrics-port", type=int, default=None)
+    p.add_argument("--retention-check-interval-ms", type=int, default=DEFAULT_MAINTENANCE_INTERVAL_MS)
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    logs.configure(f"broker-{args.node_id}", args.log_level)
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    host, _, port = args.listen.rpartition(":")
+    channel = ControllerChannel([a.strip() for a in args.controllers.split(",") if a.strip()])
+    broker = BrokerServer(
+        args.node_id, host, int(port), Path(args.data_dir), rack=args.rack, maintenance_interval_ms=args.retention_check_interval_ms
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        bound = await broker.start(channel, channel)
+        if args.metrics_port is not None:
+            start_http_server(args.metrics_port, addr=host)
+        log.info("event=ready bootstrap=%s:%d node=%d cluster_id=%s", host, bound, args.node_id, channel.cluster_id)
+        await stop.wait()
+        log.info("event=shutdown_requested")
+    finally:
+        await broker.stop()
+        await channel.close()
+    return 0
