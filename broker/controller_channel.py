@@ -27,16 +27,19 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = 0.1
 NOT_CONTROLLER = int(ErrorCode.NOT_CONTROLLER)
+MEMBERSHIP_TIMEOUT_S = 2.0
+"""Per-attempt timeout of heartbeats and other broker-lifecycle calls: well under the
+session timeout, so a paused or partitioned controller costs a retry, not the session."""
+ADMIN_TIMEOUT_S = 5.0
 
 
 class ControllerChannel:
     """Rotating gRPC client for the quorum; owned by the broker's asyncio loop."""
 
-    def __init__(self, addresses: list[str], request_timeout_s: float = 10.0, attempt_budget_s: float = 15.0) -> None:
+    def __init__(self, addresses: list[str], attempt_budget_s: float = 15.0) -> None:
         if not addresses:
             raise ValueError("at least one controller address is needed")
         self.addresses = addresses
-        self.request_timeout_s = request_timeout_s
         self.attempt_budget_s = attempt_budget_s
         self.cluster_id = ""
         self.active_controller_id = -1
@@ -54,7 +57,9 @@ class ControllerChannel:
             await channel.close()
         self._channels.clear()
 
-    async def _call(self, method: str, request: object, not_controller: Callable[[object], bool]) -> object:
+    async def _call(
+        self, method: str, request: object, not_controller: Callable[[object], bool], timeout_s: float = MEMBERSHIP_TIMEOUT_S
+    ) -> object:
         """Call ``method`` on the active controller, rotating through addresses until one accepts."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.attempt_budget_s
@@ -62,7 +67,7 @@ class ControllerChannel:
         while True:
             address = self.addresses[self._current]
             try:
-                response = await getattr(self._stub(address), method)(request, timeout=self.request_timeout_s)
+                response = await getattr(self._stub(address), method)(request, timeout=timeout_s)
             except grpc.aio.AioRpcError as e:
                 last = f"{address}: {e.code().name} {e.details() or ''}"
             else:
@@ -97,16 +102,16 @@ class ControllerChannel:
         return await self._call("AllocateProducerIds", request, _error_is_not_controller)
 
     async def create_topics(self, request: pb.CreateTopicsRequest) -> pb.CreateTopicsResponse:
-        return await self._call("CreateTopics", request, _any_result_not_controller)
+        return await self._call("CreateTopics", request, _any_result_not_controller, ADMIN_TIMEOUT_S)
 
     async def delete_topics(self, request: pb.DeleteTopicsRequest) -> pb.DeleteTopicsResponse:
-        return await self._call("DeleteTopics", request, _any_result_not_controller)
+        return await self._call("DeleteTopics", request, _any_result_not_controller, ADMIN_TIMEOUT_S)
 
     async def create_partitions(self, request: pb.CreatePartitionsRequest) -> pb.CreatePartitionsResponse:
-        return await self._call("CreatePartitions", request, _any_result_not_controller)
+        return await self._call("CreatePartitions", request, _any_result_not_controller, ADMIN_TIMEOUT_S)
 
     async def alter_configs(self, request: pb.AlterConfigsRequest) -> pb.AlterConfigsResponse:
-        return await self._call("AlterConfigs", request, _any_result_not_controller)
+        return await self._call("AlterConfigs", request, _any_result_not_controller, ADMIN_TIMEOUT_S)
 
     async def watch_metadata(self, request: cpb.WatchMetadataRequest) -> AsyncIterator[md.MetadataBatch]:
         """One stream from the current controller; ends (raises NetworkError) when it breaks."""

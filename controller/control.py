@@ -206,20 +206,3 @@ def alter_configs(image: MetadataImage, request: pb.AlterConfigsRequest) -> Cont
             records.extend(changes)
         results.append(result)
     return ControllerResult(records, pb.AlterConfigsResponse(results=results))
-
-
-def register_broker(
-    image: MetadataImage, broker_id: int, host: str, port: int, rack: str, incarnation_id: bytes
-) -> ControllerResult[int]:
-    """Register (or re-register after a restart) a broker; the response is its new epoch.
-
-    The epoch is the metadata version that registers it, so it only ever grows and
-    a stale incarnation can be told apart from the current one.
-    """
-    epoch = image.version + 1
-    record = md.MetadataRecord(
-        broker_registration=md.BrokerRegistrationRecord(
-            broker_id=broker_id, broker_epoch=epoch, host=host, port=port, rack=rack, fenced=False, incarnation_id=incarnation_id
-        )
-    )
-    return ControllerResult([record], epoch)

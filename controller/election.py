@@ -202,16 +202,17 @@ def register_broker(
     ``live`` says whether the broker id's *currently registered* epoch still has
     a valid heartbeat session on the active controller — compute it as
     ``liveness.has_valid_session(broker_id, image.brokers[broker_id].broker_epoch, now_ms)``
-    (False when the id is not registered). Kafka's rule: while that session is
-    valid, a registration with a different incarnation id is a second process
-    with the same id and gets DUPLICATE_BROKER_REGISTRATION (raised); the new
-    process retries and succeeds once the old session expires.
+    (False when the id is not registered). Kafka's rule
+    (``BrokerHeartbeatManager.hasValidSession``, which is false for fenced
+    brokers): while the registration is unfenced and its session valid, a
+    registration with a different incarnation id is a second process with the
+    same id and gets DUPLICATE_BROKER_REGISTRATION (raised); the new process
+    retries and succeeds once the old session expires and it is fenced.
 
-    ``registered_incarnation`` is the incarnation id of the current
-    registration; the image's ``BrokerState`` does not keep it (yet), so the
-    caller passes it, or it is read from ``BrokerState.incarnation_id`` when that
-    attribute exists. When neither is known, every registration counts as a new
-    incarnation.
+    ``registered_incarnation`` overrides the incarnation id of the current
+    registration, which is otherwise ``BrokerState.incarnation_id``. An empty id
+    (a registration replayed from before incarnation ids were kept) is unknown:
+    every registration then counts as a new incarnation.
 
     - same incarnation again (a retried request): the existing epoch, no records;
     - otherwise: a new epoch (``image.version + 1``, so epochs only grow),
@@ -222,10 +223,10 @@ def register_broker(
     """
     existing = image.brokers.get(broker_id)
     if existing is not None:
-        known = registered_incarnation if registered_incarnation is not None else getattr(existing, "incarnation_id", None)
-        if known is not None and known == incarnation_id:
+        known = registered_incarnation if registered_incarnation is not None else existing.incarnation_id
+        if known and known == incarnation_id:
             return ControllerResult([], existing.broker_epoch)
-        if live:
+        if live and not existing.fenced:
             raise DuplicateBrokerRegistrationError(
                 f"Another broker is registered with broker id {broker_id} and its session has not expired."
             )
@@ -317,8 +318,9 @@ def allocate_producer_ids(
     first = image.next_producer_id
     if first > MAX_PRODUCER_ID - block_size:
         raise UnknownServerError("The producer id space is exhausted.")
+    next_id = first + block_size
     record = md.MetadataRecord(
-        producer_ids=md.ProducerIdsRecord(broker_id=broker_id, broker_epoch=broker_epoch, next_producer_id=first + block_size)
+        producer_ids=md.ProducerIdsRecord(broker_id=broker_id, broker_epoch=broker_epoch, next_producer_id=next_id)
     )
     return ControllerResult([record], (first, block_size))
 
@@ -345,7 +347,8 @@ def alter_partition(
     topic = image.topics_by_id.get(request.topic_id)
     p = topic.partitions.get(request.partition) if topic is not None else None
     if topic is None or p is None:
-        return _alter_error(UnknownTopicOrPartitionError(f"Unknown partition {request.partition} of topic id {request.topic_id.hex()}."))
+        unknown = f"Unknown partition {request.partition} of topic id {request.topic_id.hex()}."
+        return _alter_error(UnknownTopicOrPartitionError(unknown))
     current = partition_record(topic.topic_id, request.partition, p).partition
     try:
         _check_epoch(image, request.broker_id, request.broker_epoch, StaleBrokerEpochError)

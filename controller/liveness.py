@@ -92,7 +92,9 @@ class BrokerLiveness:
         last = self.last_heartbeat_ms(broker_id, broker_epoch)
         return last is not None and now_ms - last <= session_timeout_ms
 
-    def expired(self, image: MetadataImage, now_ms: int, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS) -> list[int]:
+    def expired(
+        self, image: MetadataImage, now_ms: int, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
+    ) -> list[int]:
         """Unfenced brokers (by id) silent for longer than the session timeout: fence these.
 
         An unfenced broker this controller has no session for (for its current

@@ -47,7 +47,8 @@ class LocalQuorum:
             while pos + _FRAME.size <= len(data):
                 length, crc = _FRAME.unpack_from(data, pos)
                 payload = data[pos + _FRAME.size : pos + _FRAME.size + length]
-                if len(payload) != length or crc32c.crc32c(payload) != crc:
+                # A batch always has a version, so an empty payload is a zero-filled tail, not a frame.
+                if not length or len(payload) != length or crc32c.crc32c(payload) != crc:
                     log.warning("event=journal_truncated path=%s at=%d", self._path, pos)
                     break
                 batch = md.MetadataBatch.FromString(payload)

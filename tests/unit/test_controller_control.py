@@ -8,7 +8,7 @@ import pytest
 
 from caudal.common.errors import ErrorCode, InvalidReplicationFactorError
 from caudal.common.metadata import BrokerState, MetadataImage
-from caudal.controller import control
+from caudal.controller import control, election
 from caudal.controller.control import ControllerDefaults
 from caudal.controller.placement import assign_replicas, rack_alternating
 from caudal.v1 import broker_pb2 as pb
@@ -21,11 +21,13 @@ def _ids():
 
 
 def _image(brokers: int = 3, racks: str = "") -> MetadataImage:
+    """Registered, unfenced brokers, as the controller leaves them after their first heartbeats."""
     image = MetadataImage()
     for b in range(1, brokers + 1):
         rack = racks[(b - 1) % len(racks)] if racks else ""
-        result = control.register_broker(image, b, "127.0.0.1", 9000 + b, rack, b"x")
-        image.apply_batch(md.MetadataBatch(version=image.version + 1, records=result.records))
+        registered = election.register_broker(image, b, "127.0.0.1", 9000 + b, rack, b"x", live=False)
+        _apply(image, registered)
+        _apply(image, election.unfence_broker(image, b, registered.response))
     return image
 
 
@@ -157,11 +159,3 @@ def test_rack_aware_placement_spreads_replicas() -> None:
         assert len(racks) == 3, "three replicas on three racks"
     with pytest.raises(InvalidReplicationFactorError):
         assign_replicas(brokers, 1, 7)
-
-
-def test_register_broker_epoch_grows() -> None:
-    image = _image(1)
-    first = image.brokers[1].broker_epoch
-    result = control.register_broker(image, 1, "127.0.0.1", 1, "", b"y")
-    _apply(image, result)
-    assert result.response > first and image.brokers[1].broker_epoch == result.response
