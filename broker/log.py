@@ -207,6 +207,20 @@ class PartitionLog:
         """Most recent leader epoch seen in the log, -1 if none."""
         return self._epochs[-1] if self._epochs else -1
 
+    def assign_leader_epoch(self, epoch: int) -> None:
+        """Start ``epoch`` at the current log end (this replica just became its leader).
+
+        Kafka records the epoch at promotion, before any batch of it exists, so a
+        follower holding batches of an older epoch the new leader never saw learns
+        where that epoch ended here (the next epoch's start) and truncates there.
+        """
+        self._check_open()
+        if epoch <= self.latest_epoch:
+            return
+        self._epochs.append(epoch)
+        self._epoch_starts.append(self._leo)
+        self._submit([(CF_META, self._pkey + _TAG_EPOCH + _U32.pack(epoch), _I64.pack(self._leo))], sync=self.config.sync_writes)
+
     def update_high_watermark(self, offset: int) -> int:
         """Set the HW (owned by the replica layer), clamped into [log start, log end] as Kafka does.
 
@@ -540,15 +554,26 @@ class PartitionLog:
         is emptied and restarts at ``offset``. Waits for in-flight writes first and
         for the truncation to be written before returning.
         """
+        await self._truncate(offset, restart=False)
+
+    async def restart_at(self, offset: int) -> None:
+        """Empty the log and continue at ``offset``, which may lie beyond the log end.
+
+        For a follower whose log ends before the leader's log start offset: the gap was
+        deleted by retention on the leader, so the follower starts over where it begins.
+        """
+        await self._truncate(offset, restart=True)
+
+    async def _truncate(self, offset: int, restart: bool) -> None:
         self._check_open()
         while self._inflight:
             await self._store.commit((), False)
             self._check_open()
-        if offset >= self._leo:
+        if offset >= self._leo and not restart:
             return
         pkey, pkey_end = self._pkey, self._pkey_end
         seg_end = prefix_end(pkey + _TAG_SEGMENT)
-        if offset <= self.log_start_offset:
+        if restart or offset <= self.log_start_offset:
             cut = offset
             self._segments = [Segment(cut, cut)]
             ops: list[Op] = [
@@ -591,8 +616,7 @@ class PartitionLog:
             )
             del self._epochs[drop_from:], self._epoch_starts[drop_from:]
         self._leo = self._durable_end = cut
-        if self._hw > cut:
-            self._hw = cut
+        self._hw = cut if restart else min(self._hw, cut)
         self._hw_checkpointed = self._hw
         ops.append((CF_META, pkey + _TAG_HW, _I64.pack(self._hw)))
         log.info("event=log_truncated partition=%s requested=%d log_end_offset=%d", self.name, offset, cut)

@@ -11,6 +11,7 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from caudal.broker.controller_channel import ControllerChannel
+from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
 
@@ -26,6 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rack", default="", help="rack or zone, for rack-aware replica placement")
     p.add_argument("--metrics-port", type=int, default=None)
     p.add_argument("--retention-check-interval-ms", type=int, default=DEFAULT_MAINTENANCE_INTERVAL_MS)
+    p.add_argument(
+        "--replica-lag-time-max-ms", type=int, default=DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+        help="drop a follower from the ISR after this long without catching up (default 30000)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -39,7 +44,8 @@ async def _run(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     channel = ControllerChannel([a.strip() for a in args.controllers.split(",") if a.strip()])
     broker = BrokerServer(
-        args.node_id, host, int(port), Path(args.data_dir), rack=args.rack, maintenance_interval_ms=args.retention_check_interval_ms
+        args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
+        maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,8 @@ MESSAGES_IN = Counter("caudal_broker_messages_in", "Records appended by producer
 BYTES_IN = Counter("caudal_broker_bytes_in", "Record batch bytes appended by producers (Kafka BytesInPerSec)", ["topic"])
 BYTES_OUT = Counter("caudal_broker_bytes_out", "Record batch bytes returned to fetchers (Kafka BytesOutPerSec)", ["topic"])
 REQUEST_ERRORS = Counter("caudal_broker_request_errors", "Partition-level errors returned, by API and Kafka error code", ["api", "error"])
+ISR_SHRINKS = Counter("caudal_broker_isr_shrinks", "ISR shrinks requested by this broker as leader (Kafka IsrShrinksPerSec)")
+ISR_EXPANDS = Counter("caudal_broker_isr_expands", "ISR expansions requested by this broker as leader (Kafka IsrExpandsPerSec)")
 REQUEST_LATENCY = Histogram(
     "caudal_broker_request_duration_seconds",
     "Time from receiving a request to sending its response, by API (Kafka TotalTimeMs)",

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable
 
 from caudal.broker.log import PartitionLog
-from caudal.broker.partition import Partition
+from caudal.broker.partition import AppendOutcome, Partition
 from caudal.broker.storage import Store
 from caudal.broker.metrics import BYTES_IN, BYTES_OUT, MESSAGES_IN, REQUEST_ERRORS
 from caudal.common.errors import (
@@ -38,12 +38,13 @@ from caudal.v1 import metadata_pb2 as md
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITION_MAX_BYTES = 1_048_576
+DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
 DEFAULT_FETCH_MAX_BYTES = 52_428_800
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
 
 
-def _error_fields(exc: BaseException, api: str) -> tuple[int, str]:
+def error_fields(exc: BaseException, api: str) -> tuple[int, str]:
     """Kafka error code + message for an exception; unexpected ones are logged, never raised."""
     if isinstance(exc, CaudalError):
         REQUEST_ERRORS.labels(api, exc.code.name).inc()
@@ -62,8 +63,11 @@ class ReplicaManager:
         self.clock = clock
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
-        self._topic_ids: dict[tuple[str, int], bytes] = {}
-        self._background: set[asyncio.Task[object]] = set()
+        self._by_id: dict[tuple[bytes, int], Partition] = {}
+        self._background: set[asyncio.Future[object]] = set()
+        self.on_leadership_change: Callable[[], None] = lambda: None
+        """Called after metadata changed which partitions this broker leads or follows
+        (the replica fetchers and the ISR manager re-read ``partitions``)."""
 
     # ---- metadata ------------------------------------------------------------
 
@@ -87,25 +91,33 @@ class ReplicaManager:
                     wanted[(topic.name, index)] = (topic, state)
         for key in list(self.partitions):
             topic_state = wanted.get(key)
-            if topic_state is None or topic_state[0].topic_id != self._topic_ids[key]:
+            if topic_state is None or topic_state[0].topic_id != self.partitions[key].topic_id:
                 self._drop(key)
         for key, (topic, state) in wanted.items():
             partition = self.partitions.get(key)
             if partition is None:
                 plog = PartitionLog.open(self.store, topic.topic_id, key[1], topic.config, self.clock)
-                partition = Partition(topic.name, key[1], plog, self.broker_id)
+                partition = Partition(topic.name, key[1], topic.topic_id, plog, self.broker_id, self.clock)
                 self.partitions[key] = partition
-                self._topic_ids[key] = topic.topic_id
+                self._by_id[(topic.topic_id, key[1])] = partition
                 log.info("event=partition_opened broker=%d topic=%s partition=%d leo=%d", self.broker_id, key[0], key[1], plog.log_end_offset)
             partition.update_config(topic.config)
-            partition.update_leadership(state.leader, state.leader_epoch, state.replicas, state.isr)
-            partition.advance_high_watermark()
+            if partition.update_state(state.leader, state.leader_epoch, state.partition_epoch, state.replicas, state.isr):
+                log.info(
+                    "event=partition_role broker=%d topic=%s partition=%d role=%s leader=%d leader_epoch=%d",
+                    self.broker_id, key[0], key[1], "leader" if partition.is_leader else "follower", state.leader, state.leader_epoch,
+                )
+        self.on_leadership_change()
 
     def _drop(self, key: tuple[str, int]) -> None:
         partition = self.partitions.pop(key)
-        self._topic_ids.pop(key)
+        self._by_id.pop((partition.topic_id, partition.index), None)
+        partition.resign(NotLeaderOrFollowerError(f"{key[0]}-{key[1]} is no longer hosted on broker {self.broker_id}"))
         partition.log.delete()
         log.info("event=partition_deleted broker=%d topic=%s partition=%d", self.broker_id, key[0], key[1])
+
+    def partition_by_id(self, topic_id: bytes, index: int) -> Partition | None:
+        return self._by_id.get((topic_id, index))
 
     def leader_partition(self, topic: str, index: int) -> Partition:
         """The partition if this broker leads it, else the Kafka error a client acts on."""
@@ -130,14 +142,16 @@ class ReplicaManager:
             return self._produce_error_response(request, int(err.code), err.message)
         slots: list[tuple[pb.PartitionProduceResponse, asyncio.Future[object] | None]] = []
         response = pb.ProduceResponse()
+        timeout_s = (request.timeout_ms if request.timeout_ms > 0 else DEFAULT_PRODUCE_TIMEOUT_MS) / 1000
         for t in request.topics:
             tr = response.topics.add(topic=t.topic)
             for p in t.partitions:
                 pr = tr.partitions.add(partition=p.partition, base_offset=-1, log_append_time=-1, log_start_offset=-1)
                 try:
-                    slots.append((pr, asyncio.ensure_future(self._append(t.topic, p.partition, p.records))))
+                    append = self._append(t.topic, p.partition, p.records, request.acks, timeout_s)
+                    slots.append((pr, asyncio.ensure_future(append)))
                 except Exception as exc:  # validation errors are raised before the append starts
-                    pr.error_code, pr.error_message = _error_fields(exc, "Produce")
+                    pr.error_code, pr.error_message = error_fields(exc, "Produce")
         if request.acks == 0:
             for _, fut in slots:
                 self._supervise(fut)
@@ -147,10 +161,10 @@ class ReplicaManager:
                 outcome = await fut
                 pr.base_offset, pr.log_append_time, pr.log_start_offset = outcome.base_offset, outcome.log_append_time, outcome.log_start_offset
             except Exception as exc:
-                pr.error_code, pr.error_message = _error_fields(exc, "Produce")
+                pr.error_code, pr.error_message = error_fields(exc, "Produce")
         return response
 
-    def _append(self, topic: str, index: int, payload: bytes) -> "asyncio.Future[object]":
+    def _append(self, topic: str, index: int, payload: bytes, acks: int, timeout_s: float) -> Awaitable[AppendOutcome]:
         partition = self.leader_partition(topic, index)
         if not payload:
             raise CorruptRecordError("The produce request carries no record batch")
@@ -163,7 +177,7 @@ class ReplicaManager:
                 )
         MESSAGES_IN.labels(topic).inc(sum(h.record_count for h in headers))
         BYTES_IN.labels(topic).inc(len(payload))
-        return partition.append_as_leader(payload, headers)
+        return partition.append_as_leader(payload, headers, acks, timeout_s)
 
     def _supervise(self, fut: "asyncio.Future[object]") -> None:
         self._background.add(fut)
@@ -171,7 +185,7 @@ class ReplicaManager:
         def done(f: "asyncio.Future[object]") -> None:
             self._background.discard(f)
             if not f.cancelled() and f.exception() is not None:
-                _error_fields(f.exception(), "Produce")
+                error_fields(f.exception(), "Produce")
 
         fut.add_done_callback(done)
 
@@ -226,7 +240,7 @@ class ReplicaManager:
                     if data:
                         BYTES_OUT.labels(t.topic).inc(len(data))
                 except Exception as exc:
-                    pr.error_code, pr.error_message = _error_fields(exc, "Fetch")
+                    pr.error_code, pr.error_message = error_fields(exc, "Fetch")
                     errors = True
         return response, size, errors, watched
 
@@ -234,14 +248,14 @@ class ReplicaManager:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         partitions = list(partitions)
         for p in partitions:
-            p.register_waiter(waiter)
+            p.hw_waiters.add(waiter)
         try:
             await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             pass
         finally:
             for p in partitions:
-                p.unregister_waiter(waiter)
+                p.hw_waiters.remove(waiter)
 
     # ---- list offsets --------------------------------------------------------
 
@@ -262,7 +276,7 @@ class ReplicaManager:
                         if found is not None and found[0] < partition.high_watermark:
                             pr.offset, pr.timestamp = found
                 except Exception as exc:
-                    pr.error_code, pr.error_message = _error_fields(exc, "ListOffsets")
+                    pr.error_code, pr.error_message = error_fields(exc, "ListOffsets")
         return response
 
     # ---- housekeeping --------------------------------------------------------

@@ -16,13 +16,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.core import REGISTRY
 from prometheus_client.registry import Collector
 
+from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS, IsrManager
+from caudal.broker.leader_fetch import LeaderFetch, ReplicationService
 from caudal.broker.lifecycle import BrokerLifecycle, ControllerLink
 from caudal.broker.metrics import register_partition_collector
+from caudal.broker.replica_fetcher import ReplicaFetcherManager
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.broker.service import BrokerService, ControllerClient
 from caudal.broker.storage import Store
 from caudal.common.grpc_options import GRPC_OPTIONS
-from caudal.v1 import broker_pb2_grpc
+from caudal.v1 import broker_pb2_grpc, replication_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class BrokerServer:
         data_dir: Path,
         rack: str = "",
         maintenance_interval_ms: int = DEFAULT_MAINTENANCE_INTERVAL_MS,
+        replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS,
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -49,6 +53,10 @@ class BrokerServer:
         self.rack = rack
         self.data_dir = Path(data_dir)
         self.maintenance_interval_ms = maintenance_interval_ms
+        self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        self.fetchers: ReplicaFetcherManager | None = None
+        self.isr: IsrManager | None = None
+        self._isr_task: asyncio.Task[None] | None = None
         self.store: Store | None = None
         self.replicas: ReplicaManager | None = None
         self.lifecycle: BrokerLifecycle | None = None
@@ -62,8 +70,14 @@ class BrokerServer:
         self.store = Store(self.data_dir / "log")
         self.replicas = ReplicaManager(self.node_id, self.store)
         self._collector = register_partition_collector(self.replicas)
+        self.isr = IsrManager(self.replicas, link, self._broker_epoch, self.replica_lag_time_max_ms)
+        self.fetchers = ReplicaFetcherManager(self.replicas, self._broker_epoch)
+        self.replicas.on_leadership_change = self.fetchers.update
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
         broker_pb2_grpc.add_BrokerServicer_to_server(BrokerService(self.replicas, controller), self._server)
+        replication_pb2_grpc.add_ReplicationServicer_to_server(
+            ReplicationService(LeaderFetch(self.replicas, self.isr)), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
         await self._server.start()
@@ -71,9 +85,13 @@ class BrokerServer:
         await self.lifecycle.start()
         await asyncio.wait_for(self.lifecycle.unfenced.wait(), READY_TIMEOUT_S)
         self._maintenance = asyncio.create_task(self._maintain(), name="log-maintenance")
+        self._isr_task = asyncio.create_task(self.isr.run(), name="isr-expiration")
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("caudal.v1.Broker", health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    def _broker_epoch(self) -> int:
+        return self.lifecycle.broker_epoch if self.lifecycle is not None else -1
 
     async def _maintain(self) -> None:
         assert self.replicas is not None
@@ -86,12 +104,17 @@ class BrokerServer:
         if self.lifecycle is not None:
             await self.lifecycle.controlled_shutdown()
             await self.lifecycle.stop()
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            try:
-                await self._maintenance
-            except asyncio.CancelledError:
-                pass
+        for task in (self._maintenance, self._isr_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        if self.isr is not None:
+            await self.isr.stop()
+        if self.fetchers is not None:
+            await self.fetchers.stop()
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace_s)

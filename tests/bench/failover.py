@@ -61,9 +61,9 @@ def controller_failover(cluster: LocalCluster, admin: AdminClient, rounds: int) 
 def leader_failover(cluster: LocalCluster, admin: AdminClient, rounds: int) -> list[float]:
     admin.create_topics([NewTopic("leader-failover", 6, 3)])["leader-failover"].result()
     times = []
-    for i in range(rounds):
-        victim = 1 + i % len(cluster.brokers)
-        _until(lambda: any(p.leader == victim for p in admin.describe_topics(["leader-failover"])["leader-failover"].partitions))
+    for _ in range(rounds):
+        leaders = {p.leader for p in admin.describe_topics(["leader-failover"])["leader-failover"].partitions}
+        victim = min(leader for leader in leaders if leader >= 0)
         cluster.brokers[victim].kill9()
 
         def moved() -> bool:

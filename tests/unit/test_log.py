@@ -540,3 +540,22 @@ def test_log_append_time_stamps_batches(tmp_path) -> None:
         assert plog.offset_for_timestamp(4_000) == (0, 5_000)
     finally:
         store.close()
+
+
+def test_restart_at_moves_an_empty_or_short_log_past_its_end(tmp_path) -> None:
+    store = Store(tmp_path / "db")
+    try:
+        plog = PartitionLog.open(store, b"\x02" * 16, 0, TopicConfig(), lambda: 1_000)
+        payload = build_batch([(1, None, b"a", ()), (2, None, b"b", ())])
+
+        async def go():
+            await plog.append(payload, validate_batches(payload), 0)
+            await plog.restart_at(50)
+
+        asyncio.run(go())
+        assert (plog.log_start_offset, plog.log_end_offset, plog.high_watermark) == (50, 50, 50)
+        assert plog.read(50, 1 << 20, 50) == b""
+        reopened = PartitionLog.open(store, b"\x02" * 16, 0, TopicConfig(), lambda: 1_000)
+        assert (reopened.log_start_offset, reopened.log_end_offset) == (50, 50)
+    finally:
+        store.close()
