@@ -99,6 +99,8 @@ class LeaderFetch:
 
     def _partition(self, replica_id: int, rp: rpb.ReplicaFetchPartition) -> Partition:
         partition = self.replicas.partition_by_id(rp.topic_id, rp.partition)
+        if not self.replicas.serving:
+            raise NotLeaderOrFollowerError(f"broker {self.replicas.broker_id} is starting and not serving partitions yet")
         if partition is None:
             raise UnknownTopicOrPartitionError(f"broker {self.replicas.broker_id} does not host partition {rp.partition} of this topic")
         if not partition.is_leader:

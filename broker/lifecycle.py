@@ -125,6 +125,7 @@ class BrokerLifecycle:
                 raise error_for(response.error_code, response.error_message)
             elif response.fenced != self.fenced:
                 self.fenced = response.fenced
+                self.replicas.serving = not self.fenced
                 if self.fenced:
                     self.unfenced.clear()
                 else:

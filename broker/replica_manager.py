@@ -65,6 +65,9 @@ class ReplicaManager:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._by_id: dict[tuple[bytes, int], Partition] = {}
         self._background: set[asyncio.Future[object]] = set()
+        self.serving = False
+        """False until this broker's registration is current (unfenced): a restarting broker
+        must not act on leaderships from metadata it has not fully caught up with."""
         self.on_leadership_change: Callable[[], None] = lambda: None
         """Called after metadata changed which partitions this broker leads or follows
         (the replica fetchers and the ISR manager re-read ``partitions``)."""
@@ -121,6 +124,8 @@ class ReplicaManager:
 
     def leader_partition(self, topic: str, index: int) -> Partition:
         """The partition if this broker leads it, else the Kafka error a client acts on."""
+        if not self.serving:
+            raise NotLeaderOrFollowerError(f"Broker {self.broker_id} is starting and not serving partitions yet")
         partition = self.partitions.get((topic, index))
         if partition is None:
             t = self.image.topics.get(topic)
@@ -280,6 +285,11 @@ class ReplicaManager:
         return response
 
     # ---- housekeeping --------------------------------------------------------
+
+    async def checkpoint(self) -> None:
+        """Write every log's high watermark and wait for all pending writes (clean shutdown)."""
+        for partition in list(self.partitions.values()):
+            await partition.log.flush()
 
     def run_log_maintenance(self) -> None:
         """Retention and compaction on every hosted log (called periodically)."""

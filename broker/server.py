@@ -118,6 +118,8 @@ class BrokerServer:
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace_s)
+        if self.replicas is not None:
+            await self.replicas.checkpoint()
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
             self._collector = None

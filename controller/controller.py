@@ -266,7 +266,8 @@ class Controller:
         try:
             last = request.from_version
             history = [b for b in self._history if b.version > last]
-            if last != self.image.version and (not history or history[0].version != last + 1 or history[0].snapshot):
+            # A watcher starting from nothing gets the image, not a replay of every past state.
+            if last != self.image.version and (last == 0 or not history or history[0].version != last + 1 or history[0].snapshot):
                 snapshot = md.MetadataBatch(version=self.image.version, records=self.image.snapshot_records(), snapshot=True)
                 history = [snapshot]
             for batch in history:

@@ -55,7 +55,9 @@ def test_killed_broker_loses_leaderships_and_isr_membership(cluster) -> None:
         cluster.brokers[victim].start()
         cluster.brokers[victim].wait_ready()
         wait_until(
-            lambda: victim in {b.id for b in admin.describe_cluster().brokers}, 10, what="the restarted broker to be unfenced"
+            lambda: all(victim in p.isr for p in admin.describe_topics(["events"])["events"].partitions),
+            30,
+            what="the restarted broker back in every ISR",
         )
 
 
