@@ -46,10 +46,14 @@ class IsrManager:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def maybe_expand(self, partition: Partition) -> None:
-        new_isr = partition.isr_after_expansion()
+        new_isr = partition.isr_after_expansion(self._eligible, self.lag_time_max_ms)
         if new_isr is not None:
             ISR_EXPANDS.inc()
             self._submit(partition, new_isr, "expand")
+
+    def _eligible(self, broker_id: int) -> bool:
+        broker = self.replicas.image.brokers.get(broker_id)
+        return broker is not None and not broker.fenced
 
     async def run(self) -> None:
         """Check for lagging followers every half lag time (Kafka's ISR expiration task)."""

@@ -177,13 +177,21 @@ class Partition:
         self.replica_state.on_follower_fetch(replica_id, fetch_offset, self.log.durable_end_offset, self.clock())
         self.maybe_advance_high_watermark()
 
-    def isr_after_expansion(self) -> list[int] | None:
-        """The ISR with every follower that caught up added, or None when nobody joins."""
+    def isr_after_expansion(self, eligible: Callable[[int], bool], lag_time_max_ms: int) -> list[int] | None:
+        """The ISR with every eligible follower that caught up added, or None when nobody joins.
+
+        ``eligible`` says whether a broker may join at all (registered and unfenced in
+        the metadata this broker has), as the controller would otherwise reject the change.
+        """
         if self.replica_state is None or self.isr_change_pending:
             return None
+        now = self.clock()
+        state = self.replica_state
         joining = [
             r for r in self.replicas
-            if r != self.broker_id and self.replica_state.can_join_isr(r, self.isr, self.high_watermark, self.epoch_start_offset)
+            if r != self.broker_id
+            and eligible(r)
+            and state.can_join_isr(r, self.isr, self.high_watermark, self.epoch_start_offset, now, lag_time_max_ms)
         ]
         return [*self.isr, *joining] if joining else None
 

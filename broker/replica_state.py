@@ -61,14 +61,21 @@ class LeaderReplicaState:
                 leos.append(f.leo if f is not None else -1)
         return max(current_hw, min(leos))
 
-    def can_join_isr(self, replica_id: int, isr: list[int], high_watermark: int, epoch_start_offset: int) -> bool:
-        """Whether an out-of-sync follower has caught up enough to join the ISR."""
+    def can_join_isr(
+        self, replica_id: int, isr: list[int], high_watermark: int, epoch_start_offset: int, now_ms: int, lag_time_max_ms: int
+    ) -> bool:
+        """Whether an out-of-sync follower has caught up enough to join the ISR.
+
+        It must also have fetched within ``replica.lag.time.max.ms``: progress recorded
+        before a follower died must not bring it back.
+        """
         f = self.followers.get(replica_id)
         return (
             f is not None
             and replica_id not in isr
             and f.leo >= high_watermark
             and f.leo >= epoch_start_offset
+            and now_ms - f.last_fetch_ms <= lag_time_max_ms
         )
 
     def lagging(self, isr: list[int], now_ms: int, lag_time_max_ms: int) -> list[int]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from collections import defaultdict
 
+import pytest
+from load import ProducerLoad
 from nodes import wait_until
 from replicas import bytes_below, replica_view
 
 from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
+from caudal.common.errors import NotEnoughReplicasError
+from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
 
@@ -85,3 +90,89 @@ def _assert_replicas_identical(cluster, topic_id: bytes, min_hw: int) -> None:
         finally:
             for _, _, store in views:
                 store.close()
+
+
+def _read_values(bootstrap: str, topic: str, expected: int) -> list[bytes]:
+    got = _read_all(bootstrap, topic, expected)
+    return [r.value for recs in got.values() for r in recs]
+
+
+def _topic(admin: AdminClient, name: str) -> None:
+    admin.create_topics([NewTopic(name, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[name].result()
+    wait_until(lambda: _all_in_sync(admin, name), 20, what="every follower in the ISR")
+
+
+def test_rolling_restart_under_load_loses_nothing(cluster) -> None:
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        _topic(admin, "rolling")
+        load = ProducerLoad(cluster.bootstrap, "rolling", rate=500).start()
+        wait_until(lambda: load.acked_count() > 200, 20, what="the load to get going")
+        for node_id, node in cluster.brokers.items():
+            assert node.stop() == 0, f"broker {node_id} did not stop cleanly"
+            node.start()
+            node.wait_ready()
+            wait_until(lambda: _all_in_sync(admin, "rolling"), 30, what=f"broker {node_id} back in every ISR")
+        result = load.stop()
+    assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
+    assert len(result.acked) == result.sent
+    values = set(_read_values(cluster.bootstrap, "rolling", len(result.acked)))
+    missing = [v for v in result.acked.values() if v not in values]
+    assert not missing, f"{len(missing)} acknowledged records lost"
+
+
+def test_two_replicas_down_refuses_acks_all_then_recovers(cluster) -> None:
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        _topic(admin, "strict")
+        with Producer(bootstrap_servers=cluster.bootstrap, acks="all") as producer:
+            before = [producer.send("strict", value=f"b{i}".encode(), partition=0).result(timeout=30) for i in range(20)]
+        leader = admin.describe_topics(["strict"])["strict"].partitions[0].leader
+        victims = [b for b in cluster.brokers if b != leader]
+        for b in victims:
+            cluster.brokers[b].kill9()
+        wait_until(
+            lambda: admin.describe_topics(["strict"])["strict"].partitions[0].isr == [leader], 15,
+            what="the ISR to shrink to the surviving leader",
+        )
+        with Producer(bootstrap_servers=cluster.bootstrap, acks="all", retries=0) as producer:
+            with pytest.raises(NotEnoughReplicasError):
+                producer.send("strict", value=b"refused", partition=0).result(timeout=30)
+        cluster.brokers[victims[0]].start()
+        cluster.brokers[victims[0]].wait_ready()
+        with Producer(bootstrap_servers=cluster.bootstrap, acks="all", delivery_timeout_ms=60_000) as producer:
+            after = producer.send("strict", value=b"accepted", partition=0).result(timeout=60)
+    values = _read_values(cluster.bootstrap, "strict", len(before) + 1)
+    assert [v for v in values if v.startswith(b"b")] == [f"b{i}".encode() for i in range(20)]
+    assert b"refused" not in values and b"accepted" in values
+    assert after.offset == before[-1].offset + 1
+
+
+def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
+    cluster = LocalCluster(
+        tmp_path / "cluster", 3, 3, session_timeout_ms=20_000, broker_args=["--replica-lag-time-max-ms", "1500"]
+    )
+    try:
+        cluster.start()
+        with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+            _topic(admin, "lag")
+            partition = admin.describe_topics(["lag"])["lag"].partitions[0]
+            follower = next(r for r in partition.replicas if r != partition.leader)
+            load = ProducerLoad(cluster.bootstrap, "lag", rate=300, acks="all").start()
+            cluster.brokers[follower].signal(signal.SIGSTOP)
+            try:
+                wait_until(
+                    lambda: follower not in admin.describe_topics(["lag"])["lag"].partitions[0].isr, 15,
+                    what="the leader to drop the stalled follower from the ISR",
+                )
+                # With the ISR down to two, acks=all keeps being answered.
+                acked = load.acked_count()
+                wait_until(lambda: load.acked_count() > acked + 100, 15, what="acks=all to go on without the follower")
+            finally:
+                cluster.brokers[follower].signal(signal.SIGCONT)
+            wait_until(lambda: _all_in_sync(admin, "lag"), 30, what="the follower back in every ISR")
+            result = load.stop()
+            topic_id = uuid.UUID(admin.describe_topics(["lag"])["lag"].topic_id).bytes
+        assert not result.errors
+        _assert_replicas_identical(cluster, topic_id, min_hw=1)
+    finally:
+        for node in cluster.nodes():
+            node.kill9()
