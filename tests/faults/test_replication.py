@@ -176,3 +176,57 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
     finally:
         for node in cluster.nodes():
             node.kill9()
+
+
+def _leader_of(admin: AdminClient, topic: str, partition: int = 0) -> int:
+    return admin.describe_topics([topic])[topic].partitions[partition].leader
+
+
+def _check_no_loss(cluster, topic: str, result) -> None:  # noqa: ANN001
+    assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
+    got = _read_all(cluster.bootstrap, topic, len(result.acked))
+    stored = {(r.partition, r.offset): r.value for recs in got.values() for r in recs}
+    missing = [k for k, v in result.acked.items() if stored.get(k) != v]
+    assert not missing, f"{len(missing)} acknowledged records lost or changed, e.g. {missing[:3]}"
+    for recs in got.values():
+        offsets = [r.offset for r in recs]
+        assert offsets == sorted(set(offsets)), "each partition reads back in offset order"
+
+
+def test_killing_leaders_repeatedly_under_load_loses_nothing(cluster) -> None:
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        _topic(admin, "churn")
+        load = ProducerLoad(cluster.bootstrap, "churn", rate=400).start()
+        for _ in range(3):
+            wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the next kill")
+            victim = _leader_of(admin, "churn")
+            cluster.brokers[victim].kill9()
+            wait_until(lambda: _leader_of(admin, "churn") not in (-1, victim), 15, what="a new leader")
+            cluster.brokers[victim].start()
+            cluster.brokers[victim].wait_ready()
+            wait_until(lambda: _all_in_sync(admin, "churn"), 30, what=f"broker {victim} back in every ISR")
+        result = load.stop()
+        topic_id = uuid.UUID(admin.describe_topics(["churn"])["churn"].topic_id).bytes
+    _check_no_loss(cluster, "churn", result)
+    _assert_replicas_identical(cluster, topic_id, min_hw=1)
+
+
+@pytest.mark.slow
+def test_paused_leader_loses_leadership_and_converges(cluster) -> None:
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        _topic(admin, "paused")
+        load = ProducerLoad(cluster.bootstrap, "paused", rate=300).start()
+        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the pause")
+        old = _leader_of(admin, "paused")
+        cluster.brokers[old].signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: _leader_of(admin, "paused") not in (-1, old), 20, what="the controller to move leadership")
+            acked = load.acked_count()
+            wait_until(lambda: load.acked_count() > acked + 100, 20, what="writes through the new leader")
+        finally:
+            cluster.brokers[old].signal(signal.SIGCONT)
+        wait_until(lambda: _all_in_sync(admin, "paused"), 30, what="the old leader to rejoin as a follower")
+        result = load.stop()
+        topic_id = uuid.UUID(admin.describe_topics(["paused"])["paused"].topic_id).bytes
+    _check_no_loss(cluster, "paused", result)
+    _assert_replicas_identical(cluster, topic_id, min_hw=1)
