@@ -68,6 +68,7 @@ class ReplicaManager:
         self.serving = False
         """False until this broker's registration is current (unfenced): a restarting broker
         must not act on leaderships from metadata it has not fully caught up with."""
+        self._metadata_changed = asyncio.Event()
         self.on_leadership_change: Callable[[], None] = lambda: None
         """Called after metadata changed which partitions this broker leads or follows
         (the replica fetchers and the ISR manager re-read ``partitions``)."""
@@ -85,6 +86,23 @@ class ReplicaManager:
         else:
             self.image.apply_batch(batch)
         self._reconcile()
+        self._metadata_changed.set()
+        self._metadata_changed = asyncio.Event()
+
+    async def wait_for_metadata(self, condition: Callable[[MetadataImage], bool], timeout_s: float) -> bool:
+        """Wait until this broker's metadata satisfies ``condition`` (e.g. a topic just created
+        through it exists), so a client that changed something reads its own write here."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not condition(self.image):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._metadata_changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
     def _reconcile(self) -> None:
         wanted = {}

@@ -21,6 +21,10 @@ from caudal.v1 import broker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+METADATA_WAIT_S = 5.0
+"""How long an admin change waits to show in this broker's metadata before answering,
+so the client that made it can read its own write through the same broker."""
+
 _PRODUCE_LATENCY = REQUEST_LATENCY.labels("Produce")
 _FETCH_LATENCY = REQUEST_LATENCY.labels("Fetch")
 _LIST_OFFSETS_LATENCY = REQUEST_LATENCY.labels("ListOffsets")
@@ -99,13 +103,26 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         )
 
     async def CreateTopics(self, request: pb.CreateTopicsRequest, context: object) -> pb.CreateTopicsResponse:
-        return await self.controller.create_topics(request)
+        response = await self.controller.create_topics(request)
+        created = {r.topic_id for r in response.results if not r.error_code and r.topic_id}
+        await self.replicas.wait_for_metadata(lambda image: created <= image.topics_by_id.keys(), METADATA_WAIT_S)
+        return response
 
     async def DeleteTopics(self, request: pb.DeleteTopicsRequest, context: object) -> pb.DeleteTopicsResponse:
-        return await self.controller.delete_topics(request)
+        response = await self.controller.delete_topics(request)
+        deleted = {r.name for r in response.results if not r.error_code}
+        await self.replicas.wait_for_metadata(lambda image: not deleted & image.topics.keys(), METADATA_WAIT_S)
+        return response
 
     async def CreatePartitions(self, request: pb.CreatePartitionsRequest, context: object) -> pb.CreatePartitionsResponse:
-        return await self.controller.create_partitions(request)
+        response = await self.controller.create_partitions(request)
+        ok = {r.name for r in response.results if not r.error_code}
+        wanted = {t.name: t.count for t in request.topics if t.name in ok}
+        await self.replicas.wait_for_metadata(
+            lambda image: all(n in image.topics and len(image.topics[n].partitions) >= c for n, c in wanted.items()),
+            METADATA_WAIT_S,
+        )
+        return response
 
     async def AlterConfigs(self, request: pb.AlterConfigsRequest, context: object) -> pb.AlterConfigsResponse:
         return await self.controller.alter_configs(request)
