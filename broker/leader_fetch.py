@@ -16,7 +16,7 @@ import asyncio
 from typing import AsyncIterator
 
 from caudal.broker.isr_manager import IsrManager
-from caudal.broker.partition import Partition
+from caudal.broker.partition import Partition, park
 from caudal.broker.replica_manager import ReplicaManager, error_fields
 from caudal.common.errors import (
     ErrorCode,
@@ -47,16 +47,7 @@ class LeaderFetch:
             remaining = deadline - loop.time()
             if has_data or remaining <= 0 or not watched:
                 return response
-            waiter: asyncio.Future[None] = loop.create_future()
-            for p in watched:
-                p.append_waiters.add(waiter)
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                for p in watched:
-                    p.append_waiters.remove(waiter)
+            await park([p.append_waiters for p in watched], remaining)
 
     def _read(self, request: rpb.ReplicaFetchRequest) -> tuple[rpb.ReplicaFetchResponse, bool, list[Partition]]:
         budget = request.max_bytes if request.max_bytes > 0 else DEFAULT_REPLICA_FETCH_MAX_BYTES

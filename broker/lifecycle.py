@@ -18,6 +18,7 @@ from typing import AsyncIterator, Protocol
 
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.common.errors import CaudalError, ErrorCode, error_for
+from caudal.common.tasks import cancel_and_wait
 from caudal.v1 import controller_pb2 as cpb
 from caudal.v1 import metadata_pb2 as md
 
@@ -174,10 +175,4 @@ class BrokerLifecycle:
         log.warning("event=controlled_shutdown_incomplete broker=%d", self.broker_id)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(*self._tasks)

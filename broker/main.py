@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from prometheus_client import start_http_server
@@ -14,6 +13,7 @@ from caudal.broker.controller_channel import ControllerChannel
 from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
+from caudal.common.tasks import stop_on_signals
 
 log = logging.getLogger("caudal.broker")
 
@@ -47,10 +47,7 @@ async def _run(args: argparse.Namespace) -> int:
         args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
         maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         bound = await broker.start(channel, channel)
         if args.metrics_port is not None:

@@ -54,6 +54,20 @@ class _Waiters:
                 f.set_result(None)
 
 
+async def park(waiters: "list[_Waiters]", timeout_s: float) -> None:
+    """Wait until any of ``waiters`` is woken, or ``timeout_s`` passes (long-poll fetches)."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for w in waiters:
+        w.add(fut)
+    try:
+        await asyncio.wait_for(fut, timeout_s)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        for w in waiters:
+            w.remove(fut)
+
+
 class Partition:
     """A hosted replica of ``topic``-``index``."""
 

@@ -24,6 +24,7 @@ from caudal.broker.replica_manager import ReplicaManager
 from caudal.common.errors import ErrorCode
 from caudal.common.grpc_options import GRPC_OPTIONS
 from caudal.common.record_batch import validate_batches
+from caudal.common.tasks import cancel_and_wait
 from caudal.v1 import replication_pb2 as rpb
 from caudal.v1 import replication_pb2_grpc
 
@@ -51,12 +52,7 @@ class ReplicaFetcher:
         self.task = asyncio.create_task(self._run(), name=f"replica-fetcher-{self.leader_id}")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self.task)
 
     def _followed(self) -> list[Partition]:
         out = []

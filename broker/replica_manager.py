@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable
 
 from caudal.broker.log import PartitionLog
-from caudal.broker.partition import AppendOutcome, Partition
+from caudal.broker.partition import AppendOutcome, Partition, park
 from caudal.broker.storage import Store
 from caudal.broker.metrics import BYTES_IN, BYTES_OUT, MESSAGES_IN, REQUEST_ERRORS
 from caudal.common.errors import (
@@ -233,7 +233,7 @@ class ReplicaManager:
             remaining = deadline - loop.time()
             if size >= min_bytes or errors or remaining <= 0 or not watched:
                 return response
-            await self._wait_for_data(watched, remaining)
+            await park([p.hw_waiters for p in watched], remaining)
 
     def _read(self, request: pb.FetchRequest) -> tuple[pb.FetchResponse, int, bool, list[Partition]]:
         max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
@@ -266,19 +266,6 @@ class ReplicaManager:
                     pr.error_code, pr.error_message = error_fields(exc, "Fetch")
                     errors = True
         return response, size, errors, watched
-
-    async def _wait_for_data(self, partitions: Iterable[Partition], timeout: float) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        partitions = list(partitions)
-        for p in partitions:
-            p.hw_waiters.add(waiter)
-        try:
-            await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            for p in partitions:
-                p.hw_waiters.remove(waiter)
 
     # ---- list offsets --------------------------------------------------------
 

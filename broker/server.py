@@ -25,6 +25,7 @@ from caudal.broker.replica_manager import ReplicaManager
 from caudal.broker.service import BrokerService, ControllerClient
 from caudal.broker.storage import Store
 from caudal.common.grpc_options import GRPC_OPTIONS
+from caudal.common.tasks import cancel_and_wait
 from caudal.v1 import broker_pb2_grpc, replication_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -104,13 +105,7 @@ class BrokerServer:
         if self.lifecycle is not None:
             await self.lifecycle.controlled_shutdown()
             await self.lifecycle.stop()
-        for task in (self._maintenance, self._isr_task):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        await cancel_and_wait(self._maintenance, self._isr_task)
         if self.isr is not None:
             await self.isr.stop()
         if self.fetchers is not None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from prometheus_client import start_http_server
 
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
+from caudal.common.tasks import stop_on_signals
 from caudal.common.node_identity import load_or_create
 from caudal.controller.control import ControllerDefaults
 from caudal.controller.controller import Controller
@@ -61,10 +61,7 @@ async def _run(args: argparse.Namespace) -> int:
         cluster_id=cluster_id,
     )
     broker = BrokerServer(NODE_ID, args.host, args.port, data_dir / "broker", maintenance_interval_ms=args.retention_check_interval_ms)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     controller.start()
     try:
         port = await broker.start(controller, controller)

@@ -10,15 +10,12 @@ connection fails, then retry.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Iterable
 
 from caudal.client._transport import Connections
 from caudal.client.structs import TopicPartition
 from caudal.common.errors import CaudalError, NetworkError, error_for
 from caudal.v1 import broker_pb2 as pb
-
-log = logging.getLogger(__name__)
 
 
 class ClusterMetadata:

@@ -27,6 +27,7 @@ from typing import AsyncIterator, Callable, TypeVar
 
 from caudal.common.errors import CaudalError, NotControllerError, StaleBrokerEpochError
 from caudal.common.metadata import MetadataImage
+from caudal.common.tasks import cancel_and_wait
 from caudal.controller import control, election
 from caudal.controller.control import ControllerDefaults, ControllerResult
 from caudal.controller.liveness import DEFAULT_SESSION_TIMEOUT_MS, BrokerLiveness
@@ -85,12 +86,7 @@ class Controller:
         self._duties = asyncio.create_task(self._run_duties(), name=f"controller-{self.node_id}-duties")
 
     async def stop(self) -> None:
-        if self._duties is not None:
-            self._duties.cancel()
-            try:
-                await self._duties
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._duties)
         self._quorum.close()
 
     @property

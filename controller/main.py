@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 import grpc
@@ -13,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from caudal.common import logs
+from caudal.common.tasks import stop_on_signals
 from caudal.common.grpc_options import GRPC_OPTIONS
 from caudal.common.node_identity import cluster_id_for, load_or_create
 from caudal.controller import metrics
@@ -62,10 +62,7 @@ async def _run(args: argparse.Namespace) -> int:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     host, _, _ = args.listen.rpartition(":")
     port = server.add_insecure_port(args.listen)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     controller.start()
     collector = metrics.register(controller)
     await server.start()

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import signal
-import time
 import uuid
-from collections import defaultdict
 
 import pytest
 from load import ProducerLoad
 from nodes import wait_until
+from reading import read_all
 from replicas import bytes_below, replica_view
 
-from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
+from caudal.client import AdminClient, NewTopic, Producer
 from caudal.common.errors import NotEnoughReplicasError
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
 
 
-def _read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> dict[int, list]:
-    out: dict[int, list] = defaultdict(list)
-    consumer = Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", max_poll_records=5000)
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        deadline = time.monotonic() + timeout_s
-        count = 0
-        while count < expected and time.monotonic() < deadline:
-            for r in consumer.poll(timeout_ms=300):
-                out[r.partition].append(r)
-                count += 1
-    finally:
-        consumer.close()
-    return out
+def _read_all(bootstrap: str, topic: str, expected: int) -> dict[int, list]:
+    return read_all(bootstrap, topic, PARTITIONS, expected, timeout_s=60)
 
 
 def _all_in_sync(admin: AdminClient, topic: str, replicas: int = 3) -> bool:

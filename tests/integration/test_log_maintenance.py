@@ -63,7 +63,7 @@ def test_retention_ms_expires_old_records(node) -> None:
         admin.create_topics([NewTopic("ephemeral", 1, config={"segment.ms": "100", "retention.ms": "1000"})])["ephemeral"].result()
     with Producer(bootstrap_servers=node.bootstrap, linger_ms=0) as producer:
         old = int(time.time() * 1000) - 3_600_000
-        for i in range(5):
+        for _ in range(5):
             producer.send("ephemeral", value=b"old", timestamp_ms=old).result(timeout=10)
     # A fresh record rolls the old segment (segment.ms elapsed), which retention then deletes.
     consumer = Consumer(bootstrap_servers=node.bootstrap)

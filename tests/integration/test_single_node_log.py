@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
 from nodes import DevNode, wait_until
+from reading import read_all
 
 from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
 from caudal.common.partitioner import partition_for_key
@@ -15,20 +15,7 @@ PARTITIONS = 8
 
 
 def _read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 120, partitions: int = PARTITIONS) -> dict[int, list]:
-    """Every record of every partition, from the beginning, until ``expected`` are read."""
-    by_partition: dict[int, list] = defaultdict(list)
-    consumer = Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", max_poll_records=5000)
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
-        deadline = time.monotonic() + timeout_s
-        count = 0
-        while count < expected and time.monotonic() < deadline:
-            for r in consumer.poll(timeout_ms=500):
-                by_partition[r.partition].append(r)
-                count += 1
-    finally:
-        consumer.close()
-    return by_partition
+    return read_all(bootstrap, topic, partitions, expected, timeout_s)
 
 
 def _check(by_partition: dict[int, list], acked: dict[tuple[int, int], bytes]) -> None:
