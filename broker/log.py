@@ -34,6 +34,7 @@ from functools import partial
 from typing import NamedTuple
 
 from caudal.broker import log_cleaner
+from caudal.broker.producer_state import ProducerStateTable
 from caudal.broker.storage import CF_INDEX, CF_LOG, CF_META, DeleteRange, Op, Store
 from caudal.broker.storage import log_key, offset_of_key, partition_key, prefix_end
 from caudal.common.errors import InvalidRecordError, MessageTooLargeError, OffsetOutOfRangeError
@@ -101,6 +102,9 @@ class AppendResult(NamedTuple):
     last_offset: int
     log_append_time: int
     log_start_offset: int
+    duplicate: bool = False
+    """The batches were a retry of ones already in the log: nothing was appended and the
+    offsets are those of the original append (idempotent producer)."""
 
 
 class PartitionLog:
@@ -136,6 +140,8 @@ class PartitionLog:
         self._epochs = [e for e, _ in epochs]
         self._epoch_starts = [s for _, s in epochs]
         self._failed: StorageError | None = None
+        self.producers = ProducerStateTable()
+        """Idempotent producers' recent batches, rebuilt from the log on open and after truncation."""
         self._inflight = 0  # commits submitted and not yet completed
         self._deleted = False
         self._cleaned_upto = -1
@@ -165,6 +171,7 @@ class PartitionLog:
             for key, value in store.items(CF_META, pkey + _TAG_EPOCH, prefix_end(pkey + _TAG_EPOCH))
         ]
         plog = cls(store, topic_id, partition, config, clock, segments, _I64.unpack(raw_hw)[0] if raw_hw else 0, epochs)
+        plog._rebuild_producer_state()
         log.debug("event=log_opened partition=%s log_start=%d leo=%d hw=%d segments=%d", plog.name,
                   plog.log_start_offset, plog.log_end_offset, plog.high_watermark, len(segments))
         return plog
@@ -255,6 +262,10 @@ class PartitionLog:
         when this returns. MESSAGE_TOO_LARGE for a batch above ``max.message.bytes``.
         """
         self._check_open()
+        original = self.producers.check(headers)
+        if original is not None:
+            count = sum(h.last_offset_delta + 1 for h in headers)
+            return AppendResult(original, original + count - 1, -1, self.log_start_offset, duplicate=True)
         base = self._leo
         append_time = self._clock() if self.config.message_timestamp_type == "LogAppendTime" else -1
         ops = self._stage(payload, headers, leader_epoch, append_time)
@@ -340,6 +351,8 @@ class PartitionLog:
             if not touched or touched[-1] is not seg:
                 touched.append(seg)
             ops.append((CF_LOG, log_key(pkey, base), data))
+            if h.producer_id >= 0:
+                self.producers.record(h._replace(base_offset=base, partition_leader_epoch=epoch))
             max_ts = h.max_timestamp if append_time < 0 else append_time
             if max_ts > seg.max_timestamp:  # the segment's running max rises: index this batch
                 seg.max_timestamp = max_ts
@@ -621,6 +634,13 @@ class PartitionLog:
         ops.append((CF_META, pkey + _TAG_HW, _I64.pack(self._hw)))
         log.info("event=log_truncated partition=%s requested=%d log_end_offset=%d", self.name, offset, cut)
         await self._commit(ops, self.config.sync_writes)
+        self._rebuild_producer_state()
+
+    def _rebuild_producer_state(self) -> None:
+        """Replay the stored batches' headers (no record is decoded) into the producer table."""
+        self.producers = ProducerStateTable.rebuild(
+            parse_header(batch) for _, batch in self.batches(self.log_start_offset, self._leo)
+        )
 
     def delete(self) -> None:
         """Drop all of the partition's data (its topic was deleted); the object is unusable after.

@@ -142,8 +142,11 @@ class ReplicaFetcherManager:
         self.replicas = replicas
         self.broker_epoch = broker_epoch
         self.fetchers: dict[int, ReplicaFetcher] = {}
+        self.stopped = False
 
     def update(self) -> None:
+        if self.stopped:
+            return
         by_leader: dict[int, set[tuple[str, int]]] = {}
         for key, p in self.replicas.partitions.items():
             if not p.is_leader and p.leader >= 0:
@@ -160,6 +163,8 @@ class ReplicaFetcherManager:
             asyncio.ensure_future(fetcher.stop())
 
     async def stop(self) -> None:
+        """Stop following for good (the broker is shutting down: it must not rejoin ISRs)."""
+        self.stopped = True
         for fetcher in self.fetchers.values():
             await fetcher.stop()
         self.fetchers.clear()

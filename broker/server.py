@@ -20,6 +20,7 @@ from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS, IsrManage
 from caudal.broker.leader_fetch import LeaderFetch, ReplicationService
 from caudal.broker.lifecycle import BrokerLifecycle, ControllerLink
 from caudal.broker.metrics import register_partition_collector
+from caudal.broker.producer_ids import ProducerIdManager
 from caudal.broker.replica_fetcher import ReplicaFetcherManager
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.broker.service import BrokerService, ControllerClient
@@ -75,7 +76,8 @@ class BrokerServer:
         self.fetchers = ReplicaFetcherManager(self.replicas, self._broker_epoch)
         self.replicas.on_leadership_change = self.fetchers.update
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
-        broker_pb2_grpc.add_BrokerServicer_to_server(BrokerService(self.replicas, controller), self._server)
+        producer_ids = ProducerIdManager(self.node_id, link, self._broker_epoch)
+        broker_pb2_grpc.add_BrokerServicer_to_server(BrokerService(self.replicas, controller, producer_ids), self._server)
         replication_pb2_grpc.add_ReplicationServicer_to_server(
             ReplicationService(LeaderFetch(self.replicas, self.isr)), self._server
         )
@@ -101,15 +103,19 @@ class BrokerServer:
             self.replicas.run_log_maintenance()
 
     async def stop(self, grace_s: float = 2.0) -> None:
-        """Controlled shutdown: move leaderships away, stop serving, close storage."""
+        """Controlled shutdown: stop following, move leaderships away, stop serving, close storage.
+
+        Following stops first so that leaders, once the controller has taken this broker
+        out of their ISRs, do not add it back while it is on its way out (KIP-841).
+        """
+        if self.fetchers is not None:
+            await self.fetchers.stop()
         if self.lifecycle is not None:
             await self.lifecycle.controlled_shutdown()
             await self.lifecycle.stop()
         await cancel_and_wait(self._maintenance, self._isr_task)
         if self.isr is not None:
             await self.isr.stop()
-        if self.fetchers is not None:
-            await self.fetchers.stop()
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace_s)

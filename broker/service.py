@@ -13,6 +13,7 @@ import logging
 from typing import Protocol
 
 from caudal.broker.metrics import REQUEST_LATENCY
+from caudal.broker.producer_ids import ProducerIdManager
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.common.errors import InvalidRequestError, UnknownTopicOrPartitionError
 from caudal.common.metadata import BROKER_RESOURCE, TOPIC_RESOURCE
@@ -48,9 +49,10 @@ class ControllerClient(Protocol):
 class BrokerService(broker_pb2_grpc.BrokerServicer):
     """Thin servicer over the replica manager and the controller client."""
 
-    def __init__(self, replicas: ReplicaManager, controller: ControllerClient) -> None:
+    def __init__(self, replicas: ReplicaManager, controller: ControllerClient, producer_ids: ProducerIdManager) -> None:
         self.replicas = replicas
         self.controller = controller
+        self.producer_ids = producer_ids
 
     async def Produce(self, request: pb.ProduceRequest, context: object) -> pb.ProduceResponse:
         with _PRODUCE_LATENCY.time():
@@ -63,6 +65,9 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
     async def ListOffsets(self, request: pb.ListOffsetsRequest, context: object) -> pb.ListOffsetsResponse:
         with _LIST_OFFSETS_LATENCY.time():
             return self.replicas.list_offsets(request)
+
+    async def InitProducerId(self, request: pb.InitProducerIdRequest, context: object) -> pb.InitProducerIdResponse:
+        return await self.producer_ids.init_producer_id(request)
 
     async def Metadata(self, request: pb.MetadataRequest, context: object) -> pb.MetadataResponse:
         image = self.replicas.image

@@ -211,11 +211,17 @@ class RecordAccumulator:
                 continue
             taken: list[ProducerBatch] = []
             total = 0
-            while queue and queue[0].closed and (not taken or total + queue[0].size <= max_bytes):
+            # A retry goes out alone with other retries, never merged with first sends, so a
+            # broker can recognise the whole request as a duplicate of one it already appended.
+            retrying = bool(queue[0].attempts)
+            while (
+                queue and queue[0].closed and bool(queue[0].attempts) == retrying
+                and (not taken or total + queue[0].size <= max_bytes)
+            ):
                 batch = queue.popleft()
                 taken.append(batch)
                 total += batch.size
-            if queue and (not taken or total + queue[0].size <= max_bytes):
+            if queue and not retrying and (not taken or total + queue[0].size <= max_bytes):
                 head = queue[0]
                 waited = now - head.created
                 if self.flushing or waited >= self.linger_s:

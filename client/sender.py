@@ -34,6 +34,7 @@ class Sender:
 
     def __init__(self, config: ProducerConfig, accumulator: RecordAccumulator, metadata: MetadataManager) -> None:
         self.config = config
+        self.idempotence = IdempotenceState() if config.enable_idempotence else None
         self.acc = accumulator
         self.metadata = metadata
         self.acks = config.acks_value
@@ -68,6 +69,8 @@ class Sender:
                 pass
 
     async def _dispatch(self, ready: PartitionBatches) -> None:
+        if self.idempotence is not None:
+            await self._number(ready)
         by_leader: dict[str, PartitionBatches] = {}
         cluster = self.metadata.cluster
         for tp, batches in ready.items():
@@ -81,6 +84,35 @@ class Sender:
             slot = self._slots.setdefault(address, asyncio.Semaphore(self.config.max_in_flight_requests_per_connection))
             await slot.acquire()
             self._spawn(self._send(address, group, slot))
+
+    async def _number(self, ready: PartitionBatches) -> None:
+        """Give first-time batches the producer id and their partition's next sequence."""
+        state = self.idempotence
+        assert state is not None
+        if state.producer_id < 0 or state.needs_reset:
+            await self._init_producer_id()
+        for tp, batches in ready.items():
+            for batch in batches:
+                if batch.sent_payload is None:
+                    batch.builder.set_producer_state(state.producer_id, state.producer_epoch, state.next_sequence(tp, batch.builder.record_count))
+                    batch.payload()  # encoded now: a batch numbered once keeps its sequence through every retry
+
+    async def _init_producer_id(self) -> None:
+        """InitProducerId, retried until a broker answers (idempotent sends cannot go out without one)."""
+        state = self.idempotence
+        assert state is not None
+        while True:
+            try:
+                response = await self.metadata.call_any("InitProducerId", pb.InitProducerIdRequest())
+                if not response.error_code:
+                    state.reset(response.producer_id, response.producer_epoch)
+                    log.info("event=producer_id producer_id=%d epoch=%d", response.producer_id, response.producer_epoch)
+                    return
+                error: CaudalError = error_for(response.error_code, response.error_message)
+            except CaudalError as e:
+                error = e
+            log.info("event=init_producer_id_retry error=%s", error)
+            await asyncio.sleep(self.config.retry_backoff_ms / 1000)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -171,8 +203,33 @@ class Sender:
     def _finish(self, batches: list[ProducerBatch], base_offset: int, log_append_time: int, error: Exception | None) -> None:
         """Complete a partition's batches; the broker gave them contiguous offsets from ``base_offset``."""
         self._in_flight_tps.discard(batches[0].tp)
+        if error is not None and self.idempotence is not None:
+            # The batch may or may not be in the log: its sequence number is spent either way,
+            # so later batches start a new producer id rather than leave a sequence gap.
+            self.idempotence.needs_reset = True
         offset = base_offset
         for batch in batches:
             self.acc.complete(batch, offset, log_append_time, error)
             if offset >= 0:
                 offset += batch.builder.record_count
+
+
+class IdempotenceState:
+    """Producer id, epoch and next sequence per partition of an idempotent producer (I/O thread only)."""
+
+    def __init__(self) -> None:
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.needs_reset = False
+        self._sequences: dict[TopicPartition, int] = {}
+
+    def reset(self, producer_id: int, producer_epoch: int) -> None:
+        self.producer_id, self.producer_epoch = producer_id, producer_epoch
+        self._sequences.clear()
+        self.needs_reset = False
+
+    def next_sequence(self, tp: TopicPartition, record_count: int) -> int:
+        """The first sequence for a batch of ``record_count`` records (Kafka wraps at int32 max)."""
+        first = self._sequences.get(tp, 0)
+        self._sequences[tp] = (first + record_count) & 0x7FFFFFFF
+        return first

@@ -478,6 +478,14 @@ class BatchBuilder:
     def record_count(self) -> int:
         return self._count
 
+    def set_producer_state(self, producer_id: int, producer_epoch: int, base_sequence: int) -> None:
+        """Stamp the idempotent producer's id, epoch and first sequence before ``build()``.
+
+        The producer numbers a batch when it first sends it, not when it opens it,
+        so that sequences follow the order batches actually leave in.
+        """
+        self._producer = (producer_id, producer_epoch, base_sequence)
+
     @property
     def compression(self) -> CompressionType:
         return self._compression

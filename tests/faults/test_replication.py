@@ -170,11 +170,14 @@ def _leader_of(admin: AdminClient, topic: str, partition: int = 0) -> int:
 
 
 def _check_no_loss(cluster, topic: str, result) -> None:  # noqa: ANN001
+    """Every acknowledged record is stored exactly once where its ack said (the producer is idempotent)."""
     assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
     got = _read_all(cluster.bootstrap, topic, len(result.acked))
     stored = {(r.partition, r.offset): r.value for recs in got.values() for r in recs}
     missing = [k for k, v in result.acked.items() if stored.get(k) != v]
     assert not missing, f"{len(missing)} acknowledged records lost or changed, e.g. {missing[:3]}"
+    values = [r.value for recs in got.values() for r in recs]
+    assert len(values) == len(set(values)), f"{len(values) - len(set(values))} records were written twice"
     for recs in got.values():
         offsets = [r.offset for r in recs]
         assert offsets == sorted(set(offsets)), "each partition reads back in offset order"
