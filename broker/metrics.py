@@ -43,9 +43,19 @@ class PartitionCollector(Collector):
         end = GaugeMetricFamily("caudal_log_end_offset", "Next offset to be assigned (Kafka LogEndOffset)", labels=labels)
         start = GaugeMetricFamily("caudal_log_start_offset", "Earliest offset still stored (Kafka LogStartOffset)", labels=labels)
         hw = GaugeMetricFamily("caudal_partition_high_watermark", "Offset below which records are committed", labels=labels)
+        lag = GaugeMetricFamily(
+            "caudal_replica_lag_messages", "Leader's log end minus the follower's, per follower (Kafka ReplicaLag)",
+            labels=[*labels, "replica"],
+        )
         leaders = GaugeMetricFamily("caudal_broker_leader_count", "Partitions this broker leads (Kafka LeaderCount)")
         hosted = GaugeMetricFamily("caudal_broker_partition_count", "Partition replicas on this broker (Kafka PartitionCount)")
-        led = 0
+        under = GaugeMetricFamily(
+            "caudal_broker_under_replicated_partitions", "Led partitions whose ISR is smaller than the replica set (Kafka UnderReplicatedPartitions)"
+        )
+        under_min = GaugeMetricFamily(
+            "caudal_broker_under_min_isr_partitions", "Led partitions whose ISR is below min.insync.replicas (Kafka UnderMinIsrPartitionCount)"
+        )
+        led = urp = umi = 0
         partitions = list(self.replicas.partitions.values())
         for p in partitions:
             key = [p.topic, str(p.index)]
@@ -53,10 +63,17 @@ class PartitionCollector(Collector):
             end.add_metric(key, p.log.log_end_offset)
             start.add_metric(key, p.log.log_start_offset)
             hw.add_metric(key, p.high_watermark)
-            led += p.is_leader
+            if p.is_leader:
+                led += 1
+                urp += len(p.isr) < len(p.replicas)
+                umi += len(p.isr) < p.min_isr
+                for replica, progress in (p.replica_state.followers.items() if p.replica_state else ()):
+                    lag.add_metric([*key, str(replica)], max(0, p.log.log_end_offset - max(progress.leo, 0)))
         leaders.add_metric([], led)
         hosted.add_metric([], len(partitions))
-        yield from (size, end, start, hw, leaders, hosted)
+        under.add_metric([], urp)
+        under_min.add_metric([], umi)
+        yield from (size, end, start, hw, lag, leaders, hosted, under, under_min)
 
 
 def register_partition_collector(replicas: "ReplicaManager") -> PartitionCollector:

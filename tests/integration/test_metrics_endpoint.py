@@ -47,6 +47,8 @@ def test_metrics_follow_traffic(tmp_path) -> None:
         assert sample(metrics, "caudal_log_end_offset", topic="m", partition="0") == 15
         assert sample(metrics, "caudal_partition_high_watermark", topic="m", partition="1") == 15
         assert sample(metrics, "caudal_broker_leader_count") == 2
+        assert sample(metrics, "caudal_broker_under_replicated_partitions") == 0
+        assert sample(metrics, "caudal_broker_under_min_isr_partitions") == 0
         assert sample(metrics, "caudal_broker_request_duration_seconds_count", api="Produce") >= 1
         assert sample(metrics, "process_resident_memory_bytes") > 0
     finally:
