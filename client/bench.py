@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from caudal.client.admin import AdminClient
-from caudal.client.cli_common import add_bootstrap, fail, parse_kv
+from caudal.client.cli_common import add_bootstrap, client_options, fail
 from caudal.client.consumer import Consumer
 from caudal.client.producer import Producer
 from caudal.client.structs import NewTopic, TopicPartition
@@ -74,8 +74,7 @@ def _producer(args: argparse.Namespace) -> Producer:
     options: dict[str, object] = {
         "acks": args.acks, "linger_ms": args.linger_ms, "batch_size": args.batch_size, "compression_type": args.compression_type,
     }
-    for k, v in parse_kv(args.producer_property, "--producer-property").items():
-        options[k.replace(".", "_")] = int(v) if v.lstrip("-").isdigit() else v
+    options.update(client_options(args.producer_property, "--producer-property"))
     return Producer(bootstrap_servers=args.bootstrap_server, **options)
 
 

@@ -28,6 +28,23 @@ def parse_kv(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
+def client_options(items: list[str] | None, flag: str) -> dict[str, object]:
+    """``--producer-property`` style ``key=value`` pairs as SDK keyword options.
+
+    Kafka's dotted names are accepted (``batch.size`` → ``batch_size``); ``true``/``false``
+    become booleans and whole numbers integers, so the typed configs validate them.
+    """
+    out: dict[str, object] = {}
+    for key, raw in parse_kv(items, flag).items():
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        elif raw.lstrip("-").isdigit():
+            value = int(raw)
+        out[key.replace(".", "_")] = value
+    return out
+
+
 def fail(err: CaudalError) -> int:
     """Print a client error the way Kafka's tools do and return the exit status."""
     print(f"Error: {err}", file=sys.stderr)

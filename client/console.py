@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from caudal.client.cli_common import add_bootstrap, fail, parse_kv
+from caudal.client.cli_common import add_bootstrap, client_options, fail
 from caudal.client.consumer import Consumer
 from caudal.client.producer import Producer
 from caudal.client.structs import TopicPartition
@@ -43,16 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cons.set_defaults(func=consume_main)
 
 
-def _options(items: list[str] | None) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in parse_kv(items, "--producer-property").items():
-        out[k.replace(".", "_")] = int(v) if v.lstrip("-").isdigit() else v
-    return out
-
-
 def produce_main(args: argparse.Namespace) -> int:
     options = {"acks": args.acks, "linger_ms": args.linger_ms, "compression_type": args.compression_type}
-    options.update(_options(args.producer_property))
+    options.update(client_options(args.producer_property, "--producer-property"))
     producer = Producer(bootstrap_servers=args.bootstrap_server, **options)
     futures = []
     try:
