@@ -1,10 +1,11 @@
-"""The blocking Producer: ``send`` returns a future of RecordMetadata.
+"""Producers: ``send`` returns a future of RecordMetadata.
 
-``send`` runs in the caller's thread: it picks the partition (murmur2 of the
-key, sticky for null keys, or a custom partitioner), encodes the record into
-the partition's open batch, and returns at once. The sender task on the
-client's I/O thread does all network work. ``flush`` waits for everything sent
-so far; ``close`` flushes and stops the I/O thread.
+Both producers share :class:`ProducerCore`: it picks the partition (murmur2 of
+the key, sticky for null keys, or a custom partitioner) and encodes the record
+into the partition's open batch; the :class:`Sender` task does all network
+work. :class:`Producer` is for blocking code: ``send`` runs in the caller's
+thread and the sender on a private I/O thread. :class:`AIOProducer` (in
+``caudal.client.aio``) runs the sender on the caller's own loop.
 """
 
 from __future__ import annotations
@@ -32,27 +33,101 @@ WAKE_SLACK_S = 0.001
 """A batch may wait this much past its ready time for the sender's own next look."""
 
 
+class ProducerCore:
+    """Routing and batching shared by the blocking and the asyncio producer."""
+
+    def __init__(self, config: ProducerConfig) -> None:
+        self.config = config
+        self.conns = Connections()
+        self.metadata = MetadataManager(self.conns, parse_bootstrap(config.bootstrap_servers), config.request_timeout_ms / 1000)
+        self.acc = RecordAccumulator(config.batch_size, config.linger_ms, config.compression, config.buffer_memory, config.delivery_timeout_ms)
+        self.sender = Sender(config, self.acc, self.metadata)
+        self.closed = False
+        self._sticky = StickyPartitioner()
+        self._tps: dict[str, list[TopicPartition]] = {}
+        self._max_block_s = config.max_block_ms / 1000
+
+    def cached_partition_count(self, topic: str) -> int | None:
+        return self.metadata.cluster.partition_counts.get(topic)
+
+    async def partition_count(self, topic: str) -> int:
+        """The topic's partition count, waiting up to ``max_block_ms`` for it to appear in metadata."""
+        deadline = time.monotonic() + self._max_block_s
+        backoff = self.config.retry_backoff_ms / 1000
+        last: Exception | None = None
+        while True:
+            try:
+                cluster = await self.metadata.refresh([topic])
+            except CaudalError as e:
+                last = e
+            else:
+                count = cluster.partition_counts.get(topic)
+                if count is not None:
+                    return count
+                last = cluster.topic_errors.get(topic, last)
+            if time.monotonic() + backoff >= deadline:
+                raise KafkaTimeoutError(f"Topic {topic} not present in metadata after {self.config.max_block_ms} ms ({last})")
+            await asyncio.sleep(backoff)
+
+    def enqueue(
+        self,
+        topic: str,
+        value: Optional[bytes],
+        key: Optional[bytes],
+        headers: Optional[Iterable[Header]],
+        partition: Optional[int],
+        timestamp_ms: Optional[int],
+        on_delivery: Optional[DeliveryCallback],
+        count: int,
+    ) -> tuple[FutureRecordMetadata, float | None]:
+        """Encode a record into its partition's batch; returns its future and, when it opened
+        or filled a batch, the time that batch becomes sendable (the caller wakes the sender)."""
+        if self.closed:
+            raise InvalidRequestError("Cannot send after the producer is closed.")
+        if type(value) is not bytes and value is not None and not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"value must be bytes or None, got {type(value).__name__}")
+        if type(key) is not bytes and key is not None and not isinstance(key, (bytes, bytearray)):
+            raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
+        sticky = partition is None and key is None and self.config.partitioner is None
+        if partition is None:
+            partition = self._choose_partition(topic, key, count)
+        elif not 0 <= partition < count:
+            raise UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata.")
+        tps = self._tps.get(topic)
+        if tps is None or len(tps) != count:
+            tps = self._tps[topic] = [TopicPartition(topic, p) for p in range(count)]
+        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        future, ready_at = self.acc.append(tps[partition], timestamp, key, value, headers or (), self._max_block_s)
+        if ready_at is not None and sticky:
+            self._sticky.on_new_batch(topic, count, partition)
+        if on_delivery is not None:
+            future.add_callback(on_delivery)
+        return future, ready_at
+
+    def _choose_partition(self, topic: str, key: Optional[bytes], count: int) -> int:
+        if self.config.partitioner is not None:
+            all_partitions = list(range(count))
+            return self.config.partitioner(key, all_partitions, all_partitions)
+        if key is None:
+            return self._sticky.partition(topic, count)
+        return partition_for_key(key, count)
+
+    def abort_unsent(self) -> None:
+        self.acc.abort_all(KafkaTimeoutError("producer closed before the record was sent"))
+
+
 class Producer:
     """Thread-safe Kafka-style producer. Options are Kafka's names in snake_case."""
 
     def __init__(self, **options: Any) -> None:
         self.config: ProducerConfig = build_config(ProducerConfig, options)
         self._io = IOThread(f"caudal-producer-io-{id(self):x}")
-        self._conns = Connections()
-        self._metadata = MetadataManager(self._conns, parse_bootstrap(self.config.bootstrap_servers), self.config.request_timeout_ms / 1000)
-        self._acc = RecordAccumulator(
-            self.config.batch_size, self.config.linger_ms, self.config.compression, self.config.buffer_memory, self.config.delivery_timeout_ms
-        )
-        self._sticky = StickyPartitioner()
-        self._tps: dict[str, list[TopicPartition]] = {}
-        self._max_block_s = self.config.max_block_ms / 1000
-        self._sender = self._io.run(self._start_sender())
-        self._closed = False
+        self._core = ProducerCore(self.config)
+        self._sender = self._core.sender
+        self._sender_task = self._io.run(self._start_sender())
 
-    async def _start_sender(self) -> Sender:
-        sender = Sender(self.config, self._acc, self._metadata)
-        self._sender_task = asyncio.ensure_future(sender.run())
-        return sender
+    async def _start_sender(self) -> "asyncio.Task[None]":
+        return asyncio.ensure_future(self._sender.run())
 
     def send(
         self,
@@ -65,97 +140,50 @@ class Producer:
         on_delivery: Optional[DeliveryCallback] = None,
     ) -> FutureRecordMetadata:
         """Queue a record; the future resolves when the broker acknowledges it (per ``acks``)."""
-        if self._closed:
-            raise InvalidRequestError("Cannot send after the producer is closed.")
-        if type(value) is not bytes and value is not None and not isinstance(value, (bytes, bytearray)):
-            raise TypeError(f"value must be bytes or None, got {type(value).__name__}")
-        if type(key) is not bytes and key is not None and not isinstance(key, (bytes, bytearray)):
-            raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
-        count = self._metadata.cluster.partition_counts.get(topic) or self._partition_count(topic)
-        sticky = partition is None and key is None and self.config.partitioner is None
-        if partition is None:
-            partition = self._choose_partition(topic, key, count)
-        elif not 0 <= partition < count:
-            raise UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata.")
-        tps = self._tps.get(topic)
-        if tps is None or len(tps) != count:
-            tps = self._tps[topic] = [TopicPartition(topic, p) for p in range(count)]
-        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        future, ready_at = self._acc.append(tps[partition], timestamp, key, value, headers or (), self._max_block_s)
+        core = self._core
+        count = core.cached_partition_count(topic) or self._io.run(core.partition_count(topic))
+        future, ready_at = core.enqueue(topic, value, key, headers, partition, timestamp_ms, on_delivery, count)
         if ready_at is not None:
-            if sticky:
-                self._sticky.on_new_batch(topic, count, partition)
             sender = self._sender
             if sender.wake_at > ready_at + WAKE_SLACK_S:
                 sender.wake_at = 0.0
                 self._io.call_soon(sender.wakeup)
-        if on_delivery is not None:
-            future.add_callback(on_delivery)
         return future
 
-    def _choose_partition(self, topic: str, key: Optional[bytes], count: int) -> int:
-        if self.config.partitioner is not None:
-            all_partitions = list(range(count))
-            return self.config.partitioner(key, all_partitions, all_partitions)
-        if key is None:
-            return self._sticky.partition(topic, count)
-        return partition_for_key(key, count)
-
-    def _partition_count(self, topic: str) -> int:
-        count = self._metadata.cluster.partition_counts.get(topic)
-        if count is not None:
-            return count
-        deadline = time.monotonic() + self.config.max_block_ms / 1000
-        backoff = self.config.retry_backoff_ms / 1000
-        last: Exception | None = None
-        while True:
-            try:
-                cluster = self._io.run(self._metadata.refresh([topic]))
-            except CaudalError as e:
-                last = e
-            else:
-                count = cluster.partition_counts.get(topic)
-                if count is not None:
-                    return count
-                last = cluster.topic_errors.get(topic, last)
-            if time.monotonic() + backoff >= deadline:
-                raise KafkaTimeoutError(
-                    f"Topic {topic} not present in metadata after {self.config.max_block_ms} ms ({last})"
-                )
-            time.sleep(backoff)
-
     def partitions_for(self, topic: str) -> set[int]:
-        return set(range(self._partition_count(topic)))
+        core = self._core
+        return set(range(core.cached_partition_count(topic) or self._io.run(core.partition_count(topic))))
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Send everything queued now and wait until each is acknowledged or failed."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._acc.flushing += 1
+        acc = self._core.acc
+        acc.flushing += 1
         try:
             self._io.call_soon(self._sender.wakeup)
-            for batch in self._acc.incomplete():
+            for batch in acc.incomplete():
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if not batch.result.event.wait(remaining):
                     raise KafkaTimeoutError(f"flush did not complete within {timeout} s")
         finally:
-            self._acc.flushing -= 1
+            acc.flushing -= 1
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Flush, then stop the I/O thread; records still unsent at the timeout fail."""
-        if self._closed:
+        if self._core.closed:
             return
-        self._closed = True
+        self._core.closed = True
         try:
             self.flush(timeout)
         except KafkaTimeoutError:
-            log.warning("event=producer_close_timeout unsent_batches=%d", len(self._acc.incomplete()))
-        self._acc.abort_all(KafkaTimeoutError("producer closed before the record was sent"))
+            log.warning("event=producer_close_timeout unsent_batches=%d", len(self._core.acc.incomplete()))
+        self._core.abort_unsent()
         self._io.run(self._shutdown(), timeout=10)
         self._io.stop()
 
     async def _shutdown(self) -> None:
         self._sender_task.cancel()
-        await self._conns.close()
+        await self._core.conns.close()
 
     def __enter__(self) -> "Producer":
         return self
