@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from caudal.client.cluster import MetadataManager
 from caudal.client.config import ConsumerConfig
@@ -54,13 +54,14 @@ class _FetchState:
 class Fetcher:
     """Loop-owned fetch state; user threads talk to it only through ``IOThread`` calls."""
 
-    def __init__(self, config: ConsumerConfig, metadata: MetadataManager) -> None:
+    def __init__(self, config: ConsumerConfig, metadata: MetadataManager, notify: Callable[[], None]) -> None:
         self.config = config
         self.metadata = metadata
         self.timeout_s = config.request_timeout_ms / 1000 + config.fetch_max_wait_ms / 1000
         self.states: dict[TopicPartition, _FetchState] = {}
         self.completed: collections.deque[CompletedFetch] = collections.deque()
-        self.data_ready = threading.Event()
+        self._notify = notify
+        """Called on the fetcher's loop whenever a completed fetch is posted (wakes a waiting poll)."""
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
         self._buffer_budget = max(2 * config.max_partition_fetch_bytes, 1)
@@ -243,4 +244,4 @@ class Fetcher:
 
     def _post(self, fetch: CompletedFetch) -> None:
         self.completed.append(fetch)
-        self.data_ready.set()
+        self._notify()
