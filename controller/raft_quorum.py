@@ -88,6 +88,10 @@ class _MetadataLog(SyncObj):
             raftMinTimeout=0.4,
             raftMaxTimeout=1.4,
             commandsWaitLeader=False,
+            # Re-resolve peer names quickly: a rescheduled member (Kubernetes pod) comes back
+            # under the same name with a new address.
+            dnsCacheTime=2.0,
+            dnsFailCacheTime=2.0,
         )
         super().__init__(self_address, partners, conf)
 
