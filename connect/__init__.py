@@ -1,0 +1,1 @@
+"""Kafka-Connect-compatible workers and connectors (source/sink, converters, REST API)."""
