@@ -37,6 +37,13 @@ from typing import NamedTuple
 from crc32c import crc32c
 
 from caudal.common.compression import CompressionType, compress, decompress
+from caudal.common.varint import DECODED_SMALL as _VARINT_VALUE
+from caudal.common.varint import ENCODED_SMALL as _VARINT
+from caudal.common.varint import NULL_LENGTH as _NULL_LENGTH
+from caudal.common.varint import SMALL_CACHE_SIZE as _VARINT_CACHE_SIZE
+from caudal.common.varint import decode_varint as _decode_varint
+from caudal.common.varint import encode_varint as _encode_varint
+from caudal.common.varint import size_of_varint as _size_of_varint
 from caudal.common.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -89,7 +96,6 @@ _CONTROL_MASK = 0x20
 _MAX_CODEC = max(CompressionType)
 
 _INT32_MAX = (1 << 31) - 1
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 # A varint needs at most 10 bytes (a varlong), plus 5 for the record length, 5 for
 # the offset delta and 1 attribute byte: Kafka's DefaultRecord.MAX_RECORD_OVERHEAD.
@@ -301,55 +307,6 @@ def assign_offsets(buf: Buffer, base_offset: int, partition_leader_epoch: int | 
         set_base_offset(out, pos, next_offset, partition_leader_epoch)
         next_offset += header[6] + 1
     return bytes(out), next_offset
-
-
-# ---------------------------------------------------------------------------- varints
-
-
-def _encode_varint(value: int) -> bytes:
-    """Zigzag varint/varlong bytes of a signed 64-bit value."""
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise InvalidRecordError(f"value {value} does not fit a 64-bit varlong")
-    zz = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while zz > 0x7F:
-        out.append((zz & 0x7F) | 0x80)
-        zz >>= 7
-    out.append(zz)
-    return bytes(out)
-
-
-# Encoded bytes of 0 .. _VARINT_CACHE_SIZE-1 (at most two bytes each): lengths, small
-# deltas. Index with a non-negative int; fall back to _encode_varint above the table.
-_VARINT_CACHE_SIZE = 8192
-_VARINT: tuple[bytes, ...] = tuple(
-    bytes((i << 1,)) if i < 64 else bytes(((i << 1) & 0x7F | 0x80, i >> 6)) for i in range(_VARINT_CACHE_SIZE)
-)
-_NULL_LENGTH = _encode_varint(-1)
-
-
-def _decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the zigzag varint at ``pos``; IndexError past the end."""
-    shift = 0
-    result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise CorruptRecordError(f"varint longer than 10 bytes at position {pos}")
-
-
-def _size_of_varint(value: int) -> int:
-    zz = (value << 1) ^ (value >> 63)
-    size = 1
-    while zz > 0x7F:
-        zz >>= 7
-        size += 1
-    return size
 
 
 def record_size_upper_bound(key: bytes | None, value: bytes | None, headers: Iterable[Header] = ()) -> int:
@@ -625,14 +582,6 @@ def _decode_headers(data: bytes, pos: int) -> tuple[tuple[Header, ...], int]:
             raise CorruptRecordError(f"invalid record header value length {n}")
         headers.append((h_key, h_value))
     return tuple(headers), pos
-
-
-# Decoded value of a one- or two-byte varint, indexed by its bytes b0 (and b1):
-# one byte b0 < 0x80 at index b0; two bytes b0 >= 0x80, b1 < 0x80 at index b0 + (b1 << 7),
-# which is 128 + the 14-bit zigzag value. A list, because CPython indexes lists of
-# ints much faster than it evaluates the zigzag arithmetic.
-_VARINT_VALUE: list[int] = [(z >> 1) ^ -(z & 1) for z in range(128)]
-_VARINT_VALUE += [(z >> 1) ^ -(z & 1) for z in range(1 << 14)]
 
 
 def _decode_section(
