@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
+from nodes import wait_until  # noqa: E402
 from quorum import active_controller  # noqa: E402
 
 from caudal.client import AdminClient, NewTopic  # noqa: E402
@@ -30,13 +31,11 @@ POLL_S = 0.02
 LIMIT_S = 60.0
 
 
-def _until(predicate) -> float:  # noqa: ANN001
+def _timed(predicate) -> float:  # noqa: ANN001
+    """Seconds until ``predicate`` holds (polled every POLL_S, at most LIMIT_S)."""
     start = time.monotonic()
-    while time.monotonic() - start < LIMIT_S:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(POLL_S)
-    raise TimeoutError("failover did not complete within the limit")
+    wait_until(predicate, LIMIT_S, POLL_S, what="failover")
+    return time.monotonic() - start
 
 
 def _created(admin: AdminClient, name: str) -> bool:
@@ -50,9 +49,9 @@ def _created(admin: AdminClient, name: str) -> bool:
 def controller_failover(cluster: LocalCluster, admin: AdminClient, rounds: int) -> list[float]:
     times = []
     for i in range(rounds):
-        leader = _until_value(lambda: active_controller(cluster))
+        leader = wait_until(lambda: active_controller(cluster), LIMIT_S, POLL_S, what="an active controller")
         cluster.controllers[leader].kill9()
-        times.append(_until(lambda: _created(admin, f"controller-failover-{i}")))
+        times.append(_timed(lambda: _created(admin, f"controller-failover-{i}")))
         cluster.controllers[leader].start()
         cluster.controllers[leader].wait_ready()
     return times
@@ -70,20 +69,10 @@ def leader_failover(cluster: LocalCluster, admin: AdminClient, rounds: int) -> l
             parts = admin.describe_topics(["leader-failover"])["leader-failover"].partitions
             return all(p.leader not in (-1, victim) for p in parts)
 
-        times.append(_until(moved))
+        times.append(_timed(moved))
         cluster.brokers[victim].start()
         cluster.brokers[victim].wait_ready()
     return times
-
-
-def _until_value(fn):  # noqa: ANN001, ANN202
-    start = time.monotonic()
-    while time.monotonic() - start < LIMIT_S:
-        value = fn()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise TimeoutError("no value")
 
 
 def main() -> int:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 from nodes import DevNode, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from caudal.client import AdminClient, NewTopic, Producer
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from caudal.local_cluster import free_port
 
 
 def _scrape(port: int) -> list:
@@ -23,7 +17,7 @@ def _scrape(port: int) -> list:
 
 
 def test_metrics_follow_traffic(tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     node = DevNode(tmp_path / "node", ["--metrics-port", str(port)]).start()
     try:
         with AdminClient(bootstrap_servers=node.bootstrap) as admin:
