@@ -108,10 +108,17 @@ def create_topics(
             result.topic_id = topic_id
             records.append(md.MetadataRecord(topic=md.TopicRecord(name=t.name, topic_id=topic_id)))
             records.extend(config_records(t.name, sorted(overrides.items())))
-            for index, replicas in enumerate(assignment):
-                records.append(partition_record(topic_id, index, PartitionState(replicas, list(replicas), replicas[0], 0, 0)))
+            records.extend(_new_partitions(topic_id, 0, assignment))
         results.append(result)
     return ControllerResult(records, pb.CreateTopicsResponse(results=results))
+
+
+def _new_partitions(topic_id: bytes, first: int, assignment: list[list[int]]) -> list[md.MetadataRecord]:
+    """Records of brand-new partitions: every replica in sync, the first one leading, epochs 0."""
+    return [
+        partition_record(topic_id, first + i, PartitionState(replicas, list(replicas), replicas[0], 0, 0))
+        for i, replicas in enumerate(assignment)
+    ]
 
 
 def delete_topics(image: MetadataImage, request: pb.DeleteTopicsRequest) -> ControllerResult[pb.DeleteTopicsResponse]:
@@ -162,10 +169,7 @@ def create_partitions(
             results.append(result)
             continue
         if not request.validate_only:
-            for offset, replicas in enumerate(assignment):
-                records.append(
-                    partition_record(topic.topic_id, current + offset, PartitionState(replicas, list(replicas), replicas[0], 0, 0))
-                )
+            records.extend(_new_partitions(topic.topic_id, current, assignment))
         results.append(result)
     return ControllerResult(records, pb.CreatePartitionsResponse(results=results))
 
