@@ -93,6 +93,10 @@ class Controller:
     def active(self) -> bool:
         return self._active
 
+    def quorum_status(self) -> dict:
+        """The Raft member's own view (term, commit index, ...), for DescribeQuorum and metrics."""
+        return self._quorum.status()
+
     @property
     def active_controller_id(self) -> int:
         """The active controller's node id as far as this member knows (-1: none)."""
@@ -278,7 +282,7 @@ class Controller:
             self._listeners.remove(queue.put_nowait)
 
     async def describe_quorum(self, request: cpb.DescribeQuorumRequest) -> cpb.DescribeQuorumResponse:
-        status = self._quorum.status()
+        status = self.quorum_status()
         return cpb.DescribeQuorumResponse(
             node_id=self.node_id,
             leader_id=self._quorum.leader_id(),

@@ -23,7 +23,7 @@ class ControllerCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         c = self.controller
         image = c.image
-        status = c._quorum.status()
+        status = c.quorum_status()
         partitions = [p for t in image.topics.values() for p in t.partitions.values()]
         yield _gauge("caudal_controller_active_controller_count", "1 on the active controller (Kafka ActiveControllerCount)", int(c.active))
         yield _gauge("caudal_controller_offline_partitions_count", "Partitions without a leader (Kafka OfflinePartitionsCount)", sum(p.leader < 0 for p in partitions))

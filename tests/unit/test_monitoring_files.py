@@ -49,7 +49,7 @@ def _fake_replica_manager() -> SimpleNamespace:
 def _fake_controller() -> SimpleNamespace:
     """The attributes ControllerCollector reads, for an empty cluster."""
     image = SimpleNamespace(topics={}, brokers={}, version=0)
-    return SimpleNamespace(image=image, active=True, _quorum=SimpleNamespace(status=dict))
+    return SimpleNamespace(image=image, active=True, quorum_status=dict)
 
 
 _SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "summary": ["", "_sum", "_count"],
