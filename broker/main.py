@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from caudal.broker.controller_channel import ControllerChannel
+from caudal.broker.group import GroupConfig
 from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
@@ -31,6 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--replica-lag-time-max-ms", type=int, default=DEFAULT_REPLICA_LAG_TIME_MAX_MS,
         help="drop a follower from the ISR after this long without catching up (default 30000)",
     )
+    p.add_argument(
+        "--group-initial-rebalance-delay-ms", type=int, default=GroupConfig.initial_rebalance_delay_ms,
+        help="how long a new group's first rebalance waits for more members to join (default 3000)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -46,6 +51,7 @@ async def _run(args: argparse.Namespace) -> int:
     broker = BrokerServer(
         args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
         maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
+        group_config=GroupConfig(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
     )
     stop = stop_on_signals()
     try:

@@ -16,6 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.core import REGISTRY
 from prometheus_client.registry import Collector
 
+from caudal.broker.group import GroupConfig
+from caudal.broker.group_coordinator import GroupCoordinator
 from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS, IsrManager
 from caudal.broker.leader_fetch import LeaderFetch, ReplicationService
 from caudal.broker.lifecycle import BrokerLifecycle, ControllerLink
@@ -48,6 +50,7 @@ class BrokerServer:
         rack: str = "",
         maintenance_interval_ms: int = DEFAULT_MAINTENANCE_INTERVAL_MS,
         replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+        group_config: GroupConfig = GroupConfig(),
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -56,6 +59,7 @@ class BrokerServer:
         self.data_dir = Path(data_dir)
         self.maintenance_interval_ms = maintenance_interval_ms
         self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        self.group_config = group_config
         self.fetchers: ReplicaFetcherManager | None = None
         self.isr: IsrManager | None = None
         self._isr_task: asyncio.Task[None] | None = None
@@ -66,6 +70,8 @@ class BrokerServer:
         self._health = health.aio.HealthServicer()
         self._maintenance: asyncio.Task[None] | None = None
         self._collector: Collector | None = None
+        self.groups: GroupCoordinator | None = None
+        self._groups_task: asyncio.Task[None] | None = None
 
     async def start(self, controller: ControllerClient, link: ControllerLink) -> int:
         """Open storage, bind the port, register and wait to be unfenced; returns the bound port."""
@@ -74,10 +80,12 @@ class BrokerServer:
         self._collector = register_partition_collector(self.replicas)
         self.isr = IsrManager(self.replicas, link, self._broker_epoch, self.replica_lag_time_max_ms)
         self.fetchers = ReplicaFetcherManager(self.replicas, self._broker_epoch)
-        self.replicas.on_leadership_change = self.fetchers.update
+        self.groups = GroupCoordinator(self.replicas, controller.create_topics, self.group_config)
+        self.replicas.on_leadership_change = self._leadership_changed
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
         producer_ids = ProducerIdManager(self.node_id, link, self._broker_epoch)
-        broker_pb2_grpc.add_BrokerServicer_to_server(BrokerService(self.replicas, controller, producer_ids), self._server)
+        service = BrokerService(self.replicas, controller, producer_ids, self.groups)
+        broker_pb2_grpc.add_BrokerServicer_to_server(service, self._server)
         replication_pb2_grpc.add_ReplicationServicer_to_server(
             ReplicationService(LeaderFetch(self.replicas, self.isr)), self._server
         )
@@ -89,9 +97,15 @@ class BrokerServer:
         await asyncio.wait_for(self.lifecycle.unfenced.wait(), READY_TIMEOUT_S)
         self._maintenance = asyncio.create_task(self._maintain(), name="log-maintenance")
         self._isr_task = asyncio.create_task(self.isr.run(), name="isr-expiration")
+        self._groups_task = asyncio.create_task(self.groups.run(), name="group-coordinator")
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("caudal.v1.Broker", health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    def _leadership_changed(self) -> None:
+        assert self.fetchers is not None and self.groups is not None
+        self.fetchers.update()
+        self.groups.on_leadership_change()
 
     def _broker_epoch(self) -> int:
         return self.lifecycle.broker_epoch if self.lifecycle is not None else -1
@@ -113,7 +127,9 @@ class BrokerServer:
         if self.lifecycle is not None:
             await self.lifecycle.controlled_shutdown()
             await self.lifecycle.stop()
-        await cancel_and_wait(self._maintenance, self._isr_task)
+        await cancel_and_wait(self._maintenance, self._isr_task, self._groups_task)
+        if self.groups is not None:
+            await self.groups.stop()
         if self.isr is not None:
             await self.isr.stop()
         if self._server is not None:

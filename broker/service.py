@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+import grpc
+
+from caudal.broker.group_coordinator import GroupCoordinator
 from caudal.broker.metrics import REQUEST_LATENCY
 from caudal.broker.producer_ids import ProducerIdManager
 from caudal.broker.replica_manager import ReplicaManager
@@ -29,6 +32,16 @@ so the client that made it can read its own write through the same broker."""
 _PRODUCE_LATENCY = REQUEST_LATENCY.labels("Produce")
 _FETCH_LATENCY = REQUEST_LATENCY.labels("Fetch")
 _LIST_OFFSETS_LATENCY = REQUEST_LATENCY.labels("ListOffsets")
+
+
+def client_host(peer: str) -> str:
+    """Kafka's CLIENT-HOST form (``/127.0.0.1``) of a gRPC peer string (``ipv4:127.0.0.1:5000``)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return "/" + rest.rsplit(":", 1)[0].strip("[]")
+    if kind == "ipv4":
+        return "/" + rest.rsplit(":", 1)[0]
+    return "/" + (rest or peer)
 
 
 class ControllerClient(Protocol):
@@ -49,10 +62,13 @@ class ControllerClient(Protocol):
 class BrokerService(broker_pb2_grpc.BrokerServicer):
     """Thin servicer over the replica manager and the controller client."""
 
-    def __init__(self, replicas: ReplicaManager, controller: ControllerClient, producer_ids: ProducerIdManager) -> None:
+    def __init__(
+        self, replicas: ReplicaManager, controller: ControllerClient, producer_ids: ProducerIdManager, groups: GroupCoordinator
+    ) -> None:
         self.replicas = replicas
         self.controller = controller
         self.producer_ids = producer_ids
+        self.groups = groups
 
     async def Produce(self, request: pb.ProduceRequest, context: object) -> pb.ProduceResponse:
         with _PRODUCE_LATENCY.time():
@@ -68,6 +84,36 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
 
     async def InitProducerId(self, request: pb.InitProducerIdRequest, context: object) -> pb.InitProducerIdResponse:
         return await self.producer_ids.init_producer_id(request)
+
+    async def FindCoordinator(self, request: pb.FindCoordinatorRequest, context: object) -> pb.FindCoordinatorResponse:
+        return await self.groups.find_coordinator(request)
+
+    async def JoinGroup(self, request: pb.JoinGroupRequest, context: grpc.aio.ServicerContext) -> pb.JoinGroupResponse:
+        return await self.groups.join_group(request, client_host(context.peer()))
+
+    async def SyncGroup(self, request: pb.SyncGroupRequest, context: object) -> pb.SyncGroupResponse:
+        return await self.groups.sync_group(request)
+
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: object) -> pb.HeartbeatResponse:
+        return await self.groups.heartbeat(request)
+
+    async def LeaveGroup(self, request: pb.LeaveGroupRequest, context: object) -> pb.LeaveGroupResponse:
+        return await self.groups.leave_group(request)
+
+    async def OffsetCommit(self, request: pb.OffsetCommitRequest, context: object) -> pb.OffsetCommitResponse:
+        return await self.groups.offset_commit(request)
+
+    async def OffsetFetch(self, request: pb.OffsetFetchRequest, context: object) -> pb.OffsetFetchResponse:
+        return await self.groups.offset_fetch(request)
+
+    async def ListGroups(self, request: pb.ListGroupsRequest, context: object) -> pb.ListGroupsResponse:
+        return self.groups.list_groups(request)
+
+    async def DescribeGroups(self, request: pb.DescribeGroupsRequest, context: object) -> pb.DescribeGroupsResponse:
+        return self.groups.describe_groups(request)
+
+    async def DeleteGroups(self, request: pb.DeleteGroupsRequest, context: object) -> pb.DeleteGroupsResponse:
+        return await self.groups.delete_groups(request)
 
     async def Metadata(self, request: pb.MetadataRequest, context: object) -> pb.MetadataResponse:
         image = self.replicas.image

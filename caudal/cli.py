@@ -13,9 +13,9 @@ _COMMAND_MODULES = [
     "caudal.broker.main",
     "caudal.cluster_command",
     "caudal.client.topics_command",
+    "caudal.client.groups_command",
     "caudal.client.console",
     "caudal.client.bench",
-    "caudal.pending_commands",
 ]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
+from caudal.broker.group import GroupConfig
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
 from caudal.common.tasks import stop_on_signals
@@ -42,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAINTENANCE_INTERVAL_MS,
         help="how often retention and compaction run (log.retention.check.interval.ms, default 300000)",
     )
+    p.add_argument(
+        "--group-initial-rebalance-delay-ms", type=int, default=0,
+        help="how long a new group's first rebalance waits for more members (default 0 here, as in Kafka's "
+        "development server.properties; 3000 on `caudal broker`)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -60,7 +66,10 @@ async def _run(args: argparse.Namespace) -> int:
         ControllerDefaults(default_replication_factor=1),
         cluster_id=cluster_id,
     )
-    broker = BrokerServer(NODE_ID, args.host, args.port, data_dir / "broker", maintenance_interval_ms=args.retention_check_interval_ms)
+    broker = BrokerServer(
+        NODE_ID, args.host, args.port, data_dir / "broker", maintenance_interval_ms=args.retention_check_interval_ms,
+        group_config=GroupConfig(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+    )
     stop = stop_on_signals()
     controller.start()
     try:

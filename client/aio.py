@@ -17,16 +17,20 @@ tasks and ``stop()`` ends them.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any, AsyncIterator, Iterable, Optional
 
 from caudal.client.accumulator import DeliveryCallback, FutureRecordMetadata
 from caudal.client.admin import AIOAdminClient
 from caudal.client.config import ConsumerConfig, ProducerConfig, build_config
-from caudal.client.consumer import NO_GROUPS, ConsumerCore
+from caudal.client.consumer import ConsumerCore, GroupSteps, Offsets, _quietly, next_step
 from caudal.client.fetcher import EARLIEST, LATEST
 from caudal.client.producer import Header, ProducerCore
-from caudal.client.structs import ConsumerRecord, RecordMetadata, TopicPartition
-from caudal.common.errors import InvalidRequestError, KafkaTimeoutError
+from caudal.client.structs import ConsumerRecord, OffsetAndMetadata, RecordMetadata, TopicPartition
+from caudal.common.errors import CaudalError, InvalidRequestError, KafkaTimeoutError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AIOAdminClient", "AIOConsumer", "AIOProducer"]
 
@@ -136,20 +140,39 @@ def _batch_done(result: Any) -> "asyncio.Future[None]":
 
 
 class AIOConsumer:
-    """asyncio consumer with manual assignment (``getmany``, ``getone``, ``async for``)."""
+    """asyncio consumer (``getmany``, ``getone``, ``async for``); group member after ``subscribe``."""
 
     def __init__(self, **options: Any) -> None:
         self.config: ConsumerConfig = build_config(ConsumerConfig, options)
         self._data = asyncio.Event()
         self._core = ConsumerCore(self.config, self._data.set, _call_now)
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.ensure_future(self._core.fetcher.run())
 
-    def subscribe(self, topics: Iterable[str] | None = None, pattern: str | None = None, listener: object = None) -> None:
-        raise InvalidRequestError(f"subscribe() {NO_GROUPS}")
+    def subscribe(self, topics: Iterable[str] | None = None, pattern: str | None = None, listener: Any = None) -> None:
+        """Join ``group_id`` for ``topics`` (or a regex ``pattern``); the listener's methods may be async."""
+        self._core.subscribe(topics, pattern, listener)
+        if self._heartbeat_task is None:
+            assert self._core.group is not None
+            self._heartbeat_task = asyncio.ensure_future(self._core.group.member.heartbeat_loop())
+
+    def subscription(self) -> set[str]:
+        return set(self._core.group.topics) if self._core.group is not None and self._core.subscribed else set()
+
+    @staticmethod
+    async def _drive(steps: GroupSteps) -> None:
+        """Await a group operation's I/O steps in order (see ``ConsumerCore.maintain_group``)."""
+        step = next_step(steps, None, None)
+        while step is not None:
+            try:
+                result, error = await step, None
+            except Exception as exc:
+                result, error = None, exc
+            step = next_step(steps, result, error)
 
     async def assign(self, partitions: Iterable[TopicPartition]) -> None:
         await self._core.assign(partitions)
@@ -201,6 +224,12 @@ class AIOConsumer:
             raise InvalidRequestError("call start() (or use `async with`) before polling")
         limit = max_records or self.config.max_poll_records
         deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+        now = time.monotonic()
+        await self._drive(self._core.maintain_group(now))
+        offsets = self._core.auto_commit_due(now)
+        if offsets:
+            assert self._core.group is not None
+            asyncio.ensure_future(_quietly(self._core.group.commit(offsets), "auto-commit"))
         while True:
             records = self._core.take(limit)
             if records or asyncio.get_running_loop().time() >= deadline:
@@ -236,15 +265,29 @@ class AIOConsumer:
                     raise KafkaTimeoutError("no data within the request timeout") from None
         self._data.clear()
 
-    async def commit(self, offsets: object = None) -> None:
-        raise InvalidRequestError(f"commit() {NO_GROUPS}")
+    async def commit(self, offsets: Offsets | None = None) -> None:
+        """Commit ``offsets`` (default: every assigned partition's position) for the group."""
+        group = self._core.require_group("commit()")
+        await group.commit(self._core.commit_offsets(offsets))
+
+    async def committed(self, partition: TopicPartition, metadata: bool = False) -> int | OffsetAndMetadata | None:
+        """The group's committed offset for ``partition`` (None when nothing is committed)."""
+        group = self._core.require_group("committed()")
+        found = (await group.committed([TopicPartition(*partition)])).get(TopicPartition(*partition))
+        return found if found is None or metadata else found.offset
 
     async def stop(self) -> None:
+        """Commit (with auto-commit), leave the group, stop fetching."""
         if self._core.closed:
             return
         self._core.closed = True
-        if self._task is not None:
-            self._task.cancel()
+        try:
+            await self._drive(self._core.close_group())
+        except CaudalError as exc:
+            log.debug("event=consumer_close_error error=%s", exc)
+        for task in (self._task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
         await self._core.conns.close()
 
     close = stop

@@ -64,11 +64,15 @@ class MetadataManager:
     async def refresh(self, topics: Iterable[str] = ()) -> ClusterMetadata:
         self.topics.update(topics)
         if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.ensure_future(self._refresh())
+            self._inflight = asyncio.ensure_future(self._refresh(pb.MetadataRequest(topics=sorted(self.topics))))
         return await asyncio.shield(self._inflight)
 
-    async def _refresh(self) -> ClusterMetadata:
-        response = await self.call_any("Metadata", pb.MetadataRequest(topics=sorted(self.topics)))
+    async def refresh_all(self) -> ClusterMetadata:
+        """Metadata of every topic in the cluster (pattern subscriptions match against it)."""
+        return await self._refresh(pb.MetadataRequest(all_topics=True))
+
+    async def _refresh(self, request: pb.MetadataRequest) -> ClusterMetadata:
+        response = await self.call_any("Metadata", request)
         self.cluster.update(response)
         return self.cluster
 

@@ -108,8 +108,21 @@ class ConsumerConfig:
     retry_backoff_ms: int = 100
     isolation_level: str = "read_uncommitted"
     check_crcs: bool = True
+    partition_assignment_strategy: tuple[str, ...] | list[str] = ("range", "cooperative-sticky")
+    """Assignor names in preference order (Kafka's default: range, then cooperative-sticky)."""
+    metadata_max_age_ms: int = 300000
+    """How often a pattern subscription is re-matched and partition counts are re-checked."""
 
     def validate(self) -> None:
+        if self.group_instance_id is not None and not self.group_id:
+            raise InvalidConfigError("group_instance_id needs group_id")
+        if not self.assignor_names:
+            raise InvalidConfigError("partition_assignment_strategy must name at least one assignor")
+        if not 0 < self.heartbeat_interval_ms < self.session_timeout_ms:
+            raise InvalidConfigError("heartbeat_interval_ms must be > 0 and lower than session_timeout_ms")
+        for name in ("auto_commit_interval_ms", "max_poll_interval_ms", "metadata_max_age_ms"):
+            if getattr(self, name) <= 0:
+                raise InvalidConfigError(f"{name} must be > 0")
         if self.auto_offset_reset not in ("earliest", "latest", "none"):
             raise InvalidConfigError(f"auto_offset_reset must be earliest, latest or none, got {self.auto_offset_reset!r}")
         if self.isolation_level not in ("read_uncommitted", "read_committed"):
@@ -123,6 +136,11 @@ class ConsumerConfig:
     @property
     def resolved_client_id(self) -> str:
         return self.client_id or _default_client_id("consumer")
+
+    @property
+    def assignor_names(self) -> list[str]:
+        strategy = self.partition_assignment_strategy
+        return [strategy] if isinstance(strategy, str) else list(strategy)
 
 
 @dataclass(frozen=True)

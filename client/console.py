@@ -10,7 +10,7 @@ from caudal.client.cli_common import add_bootstrap, client_options, fail
 from caudal.client.consumer import Consumer
 from caudal.client.producer import Producer
 from caudal.client.structs import TopicPartition
-from caudal.common.errors import CaudalError, InvalidRequestError
+from caudal.common.errors import CaudalError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -81,18 +81,22 @@ def _text(data: bytes | None) -> str:
 
 
 def consume_main(args: argparse.Namespace) -> int:
-    if args.group:
-        return fail(InvalidRequestError("--group needs consumer groups, which this broker version does not offer yet"))
     if args.offset is not None and args.partition is None:
         raise SystemExit("--offset needs --partition")
-    consumer = Consumer(bootstrap_servers=args.bootstrap_server, auto_offset_reset="earliest" if args.from_beginning else "latest")
+    if args.group and args.partition is not None:
+        raise SystemExit("--partition cannot be used with --group (the group assigns partitions)")
+    # With a group, --from-beginning only applies where the group has no committed offset (Kafka's rule);
+    # positions are committed on close, so the next run with the same group continues after these records.
+    consumer = Consumer(
+        bootstrap_servers=args.bootstrap_server, group_id=args.group,
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+    )
     count = 0
     try:
-        partitions = [args.partition] if args.partition is not None else sorted(consumer.partitions_for_topic(args.topic))
-        tps = [TopicPartition(args.topic, p) for p in partitions]
-        consumer.assign(tps)
-        if args.offset is not None:
-            consumer.seek(tps[0], args.offset)
+        if args.group:
+            consumer.subscribe([args.topic])
+        else:
+            _assign(consumer, args)
         last_record = time.monotonic()
         out = sys.stdout
         while args.max_messages is None or count < args.max_messages:
@@ -115,6 +119,15 @@ def consume_main(args: argparse.Namespace) -> int:
         consumer.close()
         print(f"Processed a total of {count} messages", file=sys.stderr)
     return 0
+
+
+def _assign(consumer: Consumer, args: argparse.Namespace) -> None:
+    """Without a group: read every partition of the topic (or just --partition, from --offset)."""
+    partitions = [args.partition] if args.partition is not None else sorted(consumer.partitions_for_topic(args.topic))
+    tps = [TopicPartition(args.topic, p) for p in partitions]
+    consumer.assign(tps)
+    if args.offset is not None:
+        consumer.seek(tps[0], args.offset)
 
 
 def _format(r, args: argparse.Namespace) -> str:

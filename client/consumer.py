@@ -8,33 +8,38 @@ drops records below the position (a fetch starts at the batch that contains
 the fetch offset) and hands out at most ``max_poll_records``. :class:`Consumer`
 is for blocking code (fetcher on a private I/O thread); :class:`AIOConsumer`
 (in ``caudal.client.aio``) runs everything on the caller's loop.
-Consumer-group membership (``subscribe``/``commit``) builds on the group
-coordinator; without a ``group_id`` a consumer uses manual ``assign``.
+With a ``group_id``, ``subscribe`` makes the consumer a group member: the
+steps that keep its assignment current (rebalance listener calls, commits
+before revocation, joining, resuming from committed offsets) are written once
+in :meth:`ConsumerCore.maintain_group` as a generator of I/O steps, which the
+blocking consumer runs on its I/O thread and the asyncio one awaits. Without a
+``group_id`` a consumer uses manual ``assign``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
-from typing import Any, Callable, Coroutine, Iterable, Optional
+from typing import Any, Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Optional, Union
 
 from caudal.client._transport import Connections, parse_bootstrap
 from caudal.client.cluster import MetadataManager
 from caudal.client.config import ConsumerConfig, build_config
+from caudal.client.consumer_coordinator import ConsumerCoordinator
 from caudal.client.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher
 from caudal.client.io_thread import IOThread
-from caudal.client.structs import ConsumerRecord, TopicPartition
+from caudal.client.structs import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata, TopicPartition
 from caudal.common.errors import CaudalError, InvalidRequestError, KafkaTimeoutError
 from caudal.common.record_batch import decode_batch_into, iter_batches
 
 log = logging.getLogger(__name__)
 
-NO_GROUPS = (
-    "needs consumer-group membership, which this broker version does not offer yet; "
-    "use assign([TopicPartition(topic, p), ...])"
-)
+GroupSteps = Generator[Awaitable[Any], Any, None]
+"""I/O steps of a group operation: each yielded awaitable is run by the driver, its result sent back."""
+Offsets = Mapping[TopicPartition, Union[OffsetAndMetadata, int]]
 
 
 class _Pending:
@@ -69,11 +74,18 @@ class ConsumerCore:
         self._schedule = schedule
         self._epochs: dict[TopicPartition, int] = {}
         self._pending: dict[TopicPartition, _Pending] = {}
+        self.group = ConsumerCoordinator(config, self.metadata) if config.group_id else None
+        self.subscribed = False
+        self.listener: Any = ConsumerRebalanceListener()
+        self._next_auto_commit = 0.0
+        self._next_metadata_check = 0.0
 
-    def assign(self, partitions: Iterable[TopicPartition]) -> Coroutine[Any, Any, None]:
+    def assign(self, partitions: Iterable[TopicPartition], start: Mapping[TopicPartition, int] = {}) -> Coroutine[Any, Any, None]:
+        """Read exactly ``partitions``; kept ones keep their position, ``start`` sets new ones
+        (others start per ``auto_offset_reset``)."""
         parts = [TopicPartition(*tp) for tp in partitions]
         previous = self.positions
-        self.positions = {tp: previous.get(tp) for tp in parts}
+        self.positions = {tp: previous.get(tp, start.get(tp)) for tp in parts}
         for tp in parts:
             self._epochs[tp] = self._epochs.get(tp, 0) + 1
         self._pending = {tp: r for tp, r in self._pending.items() if tp in self.positions}
@@ -110,6 +122,106 @@ class ConsumerCore:
     def check_open(self) -> None:
         if self.closed:
             raise InvalidRequestError("Consumer is closed")
+
+    # ---- group membership ----------------------------------------------------------
+
+    def require_group(self, what: str) -> ConsumerCoordinator:
+        if self.group is None:
+            raise InvalidRequestError(f"{what} needs a group_id (a consumer without one uses assign())")
+        return self.group
+
+    def subscribe(self, topics: Iterable[str] | None, pattern: str | None, listener: Any) -> None:
+        """Join the group for ``topics`` (or every topic matching ``pattern``) on the next poll."""
+        group = self.require_group("subscribe()")
+        if (topics is None) == (pattern is None):
+            raise InvalidRequestError("subscribe() takes either topics or pattern")
+        if self.positions and not self.subscribed:
+            raise InvalidRequestError("subscribe() cannot be mixed with assign() on one consumer")
+        if isinstance(topics, str):
+            topics = [topics]
+        group.subscribe(topics or (), pattern)
+        self.subscribed = True
+        self._next_metadata_check = time.monotonic() + self.config.metadata_max_age_ms / 1000
+        if listener is not None:
+            self.listener = listener
+
+    def commit_offsets(self, offsets: Offsets | None) -> dict[TopicPartition, OffsetAndMetadata]:
+        """What ``commit()`` sends: the given offsets, or every assigned partition's position."""
+        if offsets is None:
+            return {tp: OffsetAndMetadata(pos) for tp, pos in self.positions.items() if pos is not None}
+        return {
+            TopicPartition(*tp): om if isinstance(om, OffsetAndMetadata) else OffsetAndMetadata(int(om))
+            for tp, om in offsets.items()
+        }
+
+    def auto_commit_due(self, now: float) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Positions to commit now under ``enable_auto_commit`` (empty when not due)."""
+        if not (self.config.enable_auto_commit and self.group is not None and self.positions) or now < self._next_auto_commit:
+            return {}
+        self._next_auto_commit = now + self.config.auto_commit_interval_ms / 1000
+        return self.commit_offsets(None)
+
+    def maintain_group(self, now: float) -> GroupSteps:
+        """Keep the group assignment current: handle lost membership, rejoin when asked, resume
+        new partitions from their committed offsets; listener callbacks run here, in ``poll``."""
+        group = self.group
+        if group is None or not self.subscribed:
+            return
+        member = group.member
+        member.last_poll = now
+        if now >= self._next_metadata_check:
+            self._next_metadata_check = now + self.config.metadata_max_age_ms / 1000
+            yield group.refresh_subscription()
+        if member.membership_lost:
+            member.membership_lost = False
+            lost = list(self.positions)
+            group.owned = []
+            yield self.assign([])
+            if lost:
+                yield from self._notify("on_partitions_lost", lost)
+        if not member.rejoin_needed:
+            return
+        if not group.cooperative and self.positions:
+            yield from self._revoke(list(self.positions))
+            group.owned = []
+        assigned = yield group.rebalance()
+        owned = set(self.positions)
+        revoked = [tp for tp in self.positions if tp not in set(assigned)]
+        added = [tp for tp in assigned if tp not in owned]
+        if revoked:
+            yield from self._revoke(revoked)
+            member.rejoin_needed = True  # the freed partitions go out in a follow-up rebalance (KIP-429)
+        committed = (yield group.committed(added)) if added else {}
+        start = {tp: om.offset for tp, om in committed.items() if om is not None}
+        yield self.assign(assigned, start)
+        self._next_auto_commit = now + self.config.auto_commit_interval_ms / 1000
+        yield from self._notify("on_partitions_assigned", added if group.cooperative else list(assigned))
+
+    def _revoke(self, revoked: list[TopicPartition]) -> GroupSteps:
+        """Commit what was consumed (auto-commit), tell the listener, then stop reading ``revoked``."""
+        group = self.group
+        assert group is not None
+        if self.config.enable_auto_commit:
+            offsets = {tp: om for tp, om in self.commit_offsets(None).items() if tp in set(revoked)}
+            if offsets:
+                yield _quietly(group.commit(offsets), "commit before revocation")
+        yield from self._notify("on_partitions_revoked", revoked)
+        yield self.assign([tp for tp in self.positions if tp not in set(revoked)])
+
+    def _notify(self, callback: str, partitions: list[TopicPartition]) -> GroupSteps:
+        result = getattr(self.listener, callback)(sorted(partitions))
+        if inspect.isawaitable(result):
+            yield result
+
+    def close_group(self) -> GroupSteps:
+        """On close: commit positions (auto-commit), then leave so the others rebalance at once."""
+        group = self.group
+        if group is None:
+            return
+        if self.config.enable_auto_commit and self.positions:
+            yield _quietly(group.commit(self.commit_offsets(None)), "commit on close")
+        if self.subscribed:
+            yield group.leave()
 
     def take(self, limit: int) -> list[ConsumerRecord]:
         """Up to ``limit`` records across partitions, advancing their positions."""
@@ -187,6 +299,22 @@ class ConsumerCore:
         return out
 
 
+def next_step(steps: GroupSteps, result: Any, error: BaseException | None) -> Optional[Awaitable[Any]]:
+    """Hand the last step's result (or error) back to a group operation; its next step, or None when done."""
+    try:
+        return steps.throw(error) if error is not None else steps.send(result)
+    except StopIteration:
+        return None
+
+
+async def _quietly(step: Awaitable[Any], what: str) -> None:
+    """Run a best-effort step (a commit on the way out of a generation); failures are logged."""
+    try:
+        await step
+    except CaudalError as exc:
+        log.warning("event=group_step_failed step=%r error=%s", what, exc)
+
+
 class Consumer:
     """Kafka-style blocking consumer; not thread-safe (one thread polls), like Kafka's."""
 
@@ -195,20 +323,40 @@ class Consumer:
         self._io = IOThread(f"caudal-consumer-io-{id(self):x}")
         self._data_ready = threading.Event()
         self._core = ConsumerCore(self.config, self._data_ready.set, self._io.call_soon)
-        self._fetch_task = self._io.run(self._start())
+        self._fetch_task = self._io.run(self._start(self._core.fetcher.run()))
+        self._heartbeat_task: asyncio.Task[None] | None = None
         if topics:
             self.subscribe(list(topics))
 
-    async def _start(self) -> "asyncio.Task[None]":
-        return asyncio.ensure_future(self._core.fetcher.run())
+    @staticmethod
+    async def _start(coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+        return asyncio.ensure_future(coro)
 
-    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return self._io.run(coro, self.config.request_timeout_ms / 1000 + 5)
+    def _run(self, coro: Awaitable[Any]) -> Any:
+        return self._io.run(coro, self.config.request_timeout_ms / 1000 + 5)  # type: ignore[arg-type]
+
+    def _drive(self, steps: GroupSteps) -> None:
+        """Run a group operation's I/O steps on the I/O thread, one after another."""
+        timeout = self.config.max_poll_interval_ms / 1000 + self.config.request_timeout_ms / 1000
+        step = next_step(steps, None, None)
+        while step is not None:
+            try:
+                result, error = self._io.run(_awaited(step), timeout), None
+            except Exception as exc:
+                result, error = None, exc
+            step = next_step(steps, result, error)
 
     # ---- assignment ------------------------------------------------------------
 
-    def subscribe(self, topics: Iterable[str] | None = None, pattern: str | None = None, listener: object = None) -> None:
-        raise InvalidRequestError(f"subscribe() {NO_GROUPS}")
+    def subscribe(self, topics: Iterable[str] | None = None, pattern: str | None = None, listener: Any = None) -> None:
+        """Join ``group_id`` for ``topics`` (or a regex ``pattern``); partitions come on the next ``poll``."""
+        self._core.subscribe(topics, pattern, listener)
+        if self._heartbeat_task is None:
+            assert self._core.group is not None
+            self._heartbeat_task = self._io.run(self._start(self._core.group.member.heartbeat_loop()))
+
+    def subscription(self) -> set[str]:
+        return set(self._core.group.topics) if self._core.group is not None and self._core.subscribed else set()
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (no group); positions start per ``auto_offset_reset``."""
@@ -272,7 +420,10 @@ class Consumer:
         """Records after each partition's position, waiting up to ``timeout_ms`` for the first."""
         self._core.check_open()
         limit = max_records or self.config.max_poll_records
-        deadline = time.monotonic() + timeout_ms / 1000
+        now = time.monotonic()
+        deadline = now + timeout_ms / 1000
+        self._drive(self._core.maintain_group(now))
+        self._auto_commit(now)
         while True:
             records = self._core.take(limit)
             if records:
@@ -287,13 +438,51 @@ class Consumer:
             self._data_ready.wait(wait_s)
         self._data_ready.clear()
 
-    def commit(self, offsets: object = None, asynchronous: bool = False) -> None:
-        raise InvalidRequestError(f"commit() {NO_GROUPS}")
+    def _auto_commit(self, now: float) -> None:
+        offsets = self._core.auto_commit_due(now)
+        if offsets:
+            assert self._core.group is not None
+            self._io.submit(_quietly(self._core.group.commit(offsets), "auto-commit"))
 
-    def close(self) -> None:
+    # ---- offsets ----------------------------------------------------------------
+
+    def commit(self, offsets: Offsets | None = None, asynchronous: bool = False) -> None:
+        """Commit ``offsets`` (default: every assigned partition's position) for the group."""
+        group = self._core.require_group("commit()")
+        commit = group.commit(self._core.commit_offsets(offsets))
+        if asynchronous:
+            self._io.submit(_quietly(commit, "commit"))
+        else:
+            self._run(commit)
+
+    def commit_async(self, offsets: Offsets | None = None, callback: Callable[[dict, Optional[Exception]], None] | None = None) -> None:
+        """Commit without waiting; ``callback(offsets, error)`` runs on the I/O thread when done."""
+        group = self._core.require_group("commit_async()")
+        chosen = self._core.commit_offsets(offsets)
+        future = self._io.submit(group.commit(chosen))
+        if callback is not None:
+            future.add_done_callback(lambda f: callback(chosen, f.exception()))
+
+    def committed(self, partition: TopicPartition, metadata: bool = False) -> Union[int, OffsetAndMetadata, None]:
+        """The group's committed offset for ``partition`` (None when nothing is committed)."""
+        group = self._core.require_group("committed()")
+        found = self._run(group.committed([TopicPartition(*partition)])).get(TopicPartition(*partition))
+        if found is None or metadata:
+            return found
+        return found.offset
+
+    def close(self, autocommit: bool = True) -> None:
+        """Commit (with auto-commit), leave the group and release connections."""
         if self._core.closed:
             return
         self._core.closed = True
+        try:
+            if autocommit:
+                self._drive(self._core.close_group())
+            elif self._core.group is not None and self._core.subscribed:
+                self._run(self._core.group.leave())
+        except (CaudalError, TimeoutError) as e:
+            log.debug("event=consumer_close_error error=%s", e)
         try:
             self._io.run(self._shutdown(), timeout=10)
         except (CaudalError, TimeoutError) as e:
@@ -302,6 +491,8 @@ class Consumer:
 
     async def _shutdown(self) -> None:
         self._fetch_task.cancel()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
         await self._core.conns.close()
 
     def __enter__(self) -> "Consumer":
@@ -318,3 +509,7 @@ class Consumer:
             records = self.poll(timeout_ms=1000, max_records=1)
             if records:
                 return records[0]
+
+
+async def _awaited(step: Awaitable[Any]) -> Any:
+    return await step

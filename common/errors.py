@@ -65,6 +65,8 @@ class ErrorCode(IntEnum):
     STALE_BROKER_EPOCH = 77
     OFFSET_NOT_AVAILABLE = 78
     PREFERRED_LEADER_NOT_AVAILABLE = 80
+    GROUP_MAX_SIZE_REACHED = 81
+    FENCED_INSTANCE_ID = 82
     ELIGIBLE_LEADERS_NOT_AVAILABLE = 83
     ELECTION_NOT_NEEDED = 84
     INVALID_RECORD = 87
@@ -175,6 +177,54 @@ class NotEnoughReplicasError(CaudalError):
 
 class InvalidRequiredAcksError(CaudalError):
     code = ErrorCode.INVALID_REQUIRED_ACKS
+
+
+class CoordinatorLoadInProgressError(CaudalError):
+    code = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+
+
+class CoordinatorNotAvailableError(CaudalError):
+    code = ErrorCode.COORDINATOR_NOT_AVAILABLE
+
+
+class NotCoordinatorError(CaudalError):
+    code = ErrorCode.NOT_COORDINATOR
+
+
+class InconsistentGroupProtocolError(CaudalError):
+    code = ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+
+
+class InvalidGroupIdError(CaudalError):
+    code = ErrorCode.INVALID_GROUP_ID
+
+
+class UnknownMemberIdError(CaudalError):
+    code = ErrorCode.UNKNOWN_MEMBER_ID
+
+
+class InvalidSessionTimeoutError(CaudalError):
+    code = ErrorCode.INVALID_SESSION_TIMEOUT
+
+
+class RebalanceInProgressError(CaudalError):
+    code = ErrorCode.REBALANCE_IN_PROGRESS
+
+
+class NonEmptyGroupError(CaudalError):
+    code = ErrorCode.NON_EMPTY_GROUP
+
+
+class GroupIdNotFoundError(CaudalError):
+    code = ErrorCode.GROUP_ID_NOT_FOUND
+
+
+class GroupMaxSizeReachedError(CaudalError):
+    code = ErrorCode.GROUP_MAX_SIZE_REACHED
+
+
+class FencedInstanceIdError(CaudalError):
+    code = ErrorCode.FENCED_INSTANCE_ID
 
 
 class InvalidTimestampError(CaudalError):

@@ -102,7 +102,7 @@ def _alter(
 
 def _elect(image: MetadataImage, election_type: int, *targets: tuple[str, list[int]]) -> ControllerResult:
     request = cpb.ElectLeadersRequest(
-        election_type=election_type, topics=[cpb.TopicPartitions(topic=t, partitions=ps) for t, ps in targets]
+        election_type=election_type, topics=[pb.TopicPartitions(topic=t, partitions=ps) for t, ps in targets]
     )
     return _decide(image, election.elect_leaders, request)
 
@@ -750,7 +750,7 @@ def test_random_operations_keep_invariants(brokers: int, data: st.DataObject) ->
                 kind = data.draw(st.sampled_from([0, 1]), label="type")
                 targets = data.draw(st.sampled_from([[], [("a", [0, 1, 2])], [("u", [0, 1])]]), label="targets")
                 result = election.elect_leaders(image, cpb.ElectLeadersRequest(
-                    election_type=kind, topics=[cpb.TopicPartitions(topic=t, partitions=ps) for t, ps in targets]
+                    election_type=kind, topics=[pb.TopicPartitions(topic=t, partitions=ps) for t, ps in targets]
                 ))
                 assert all(r.error_code == 0 for r in result.response.results) or targets
             elif op == "alter":

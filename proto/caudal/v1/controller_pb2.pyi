@@ -187,16 +187,8 @@ class ElectLeadersRequest(_message.Message):
     ELECTION_TYPE_FIELD_NUMBER: _ClassVar[int]
     TOPICS_FIELD_NUMBER: _ClassVar[int]
     election_type: int
-    topics: _containers.RepeatedCompositeFieldContainer[TopicPartitions]
-    def __init__(self, election_type: _Optional[int] = ..., topics: _Optional[_Iterable[_Union[TopicPartitions, _Mapping]]] = ...) -> None: ...
-
-class TopicPartitions(_message.Message):
-    __slots__ = ("topic", "partitions")
-    TOPIC_FIELD_NUMBER: _ClassVar[int]
-    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
-    topic: str
-    partitions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, topic: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+    topics: _containers.RepeatedCompositeFieldContainer[_broker_pb2.TopicPartitions]
+    def __init__(self, election_type: _Optional[int] = ..., topics: _Optional[_Iterable[_Union[_broker_pb2.TopicPartitions, _Mapping]]] = ...) -> None: ...
 
 class ElectLeadersResult(_message.Message):
     __slots__ = ("topic", "partition", "error_code", "error_message")
