@@ -282,7 +282,7 @@ class Group:
         # A member parked in JoinGroup cannot heartbeat, so only the rebalance timeout judges it.
         expired = [m.member_id for m in self.members.values() if not m.awaiting_join and now >= m.session_deadline]
         for member_id in expired:
-            self._remove(member_id, effects, None)  # its session is gone: nobody is left to answer
+            self._remove(member_id, effects, ErrorCode.UNKNOWN_MEMBER_ID)  # a still-waiting SyncGroup learns it is out
         if expired:
             self._prepare_rebalance(now, effects)
         self._maybe_complete_join(now, effects)

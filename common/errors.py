@@ -203,6 +203,10 @@ class UnknownMemberIdError(CaudalError):
     code = ErrorCode.UNKNOWN_MEMBER_ID
 
 
+class IllegalGenerationError(CaudalError):
+    code = ErrorCode.ILLEGAL_GENERATION
+
+
 class InvalidSessionTimeoutError(CaudalError):
     code = ErrorCode.INVALID_SESSION_TIMEOUT
 

@@ -32,8 +32,8 @@ def test_every_exception_class_is_what_its_code_decodes_to(cls):
 
 
 def test_generic_errors_do_not_change_the_base_class_code():
-    err = error_for(int(ErrorCode.ILLEGAL_GENERATION))
-    assert type(err) is CaudalError and err.code is ErrorCode.ILLEGAL_GENERATION
+    err = error_for(int(ErrorCode.INVALID_FETCH_SIZE))
+    assert type(err) is CaudalError and err.code is ErrorCode.INVALID_FETCH_SIZE
     assert CaudalError.code is ErrorCode.UNKNOWN_SERVER_ERROR
     assert CaudalError("x").code is ErrorCode.UNKNOWN_SERVER_ERROR
 
