@@ -2,24 +2,27 @@
 
 ``produce`` mirrors kafka-producer-perf-test (records, record size, throughput
 cap, acks; progress every 5 s, then a summary with latency percentiles);
-``consume`` mirrors kafka-consumer-perf-test; ``e2e`` sends at a fixed rate
-and measures send-to-poll latency in one process (one clock).
+``consume`` mirrors kafka-consumer-perf-test (``--group G --members N`` runs N
+group members, each in its own process, and sums their throughput); ``e2e``
+sends at a fixed rate and measures send-to-poll latency in one process (one clock).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from caudal.client.admin import AdminClient
 from caudal.client.cli_common import add_bootstrap, client_options, fail
 from caudal.client.consumer import Consumer
 from caudal.client.producer import Producer
-from caudal.client.structs import NewTopic, TopicPartition
+from caudal.client.structs import ConsumerRebalanceListener, NewTopic, TopicPartition
 from caudal.common.errors import CaudalError, TopicAlreadyExistsError
 
 PROGRESS_EVERY_S = 5.0
@@ -51,6 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         else:
             m.add_argument("--timeout-ms", type=int, default=10_000, help="give up after this long without records")
             m.add_argument("--max-partition-fetch-bytes", type=int, default=1_048_576)
+            m.add_argument("--group", default=None, help="consume as members of this consumer group (subscribe)")
+            m.add_argument("--members", type=int, default=1, help="group members, one process each (with --group)")
         m.set_defaults(func=main)
 
 
@@ -181,39 +186,118 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    consumer = Consumer(
-        bootstrap_servers=args.bootstrap_server, auto_offset_reset="earliest", max_poll_records=10_000,
-        max_partition_fetch_bytes=args.max_partition_fetch_bytes,
-    )
+    if args.group:
+        return _consume_group(args)
+    consumer = _bench_consumer(args)
     try:
         tps = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic))]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         started_at = time.strftime("%Y-%m-%d %H:%M:%S")
-        start = time.perf_counter()
-        count = total_bytes = 0
-        last = start
-        while count < args.num_records:
-            records = consumer.poll(timeout_ms=500)
-            now = time.perf_counter()
-            if not records:
-                if (now - last) * 1000 > args.timeout_ms:
-                    print(f"WARNING: exiting before consuming the expected number of records: timeout ({args.timeout_ms} ms) exceeded.")
-                    break
-                continue
-            last = now
-            count += len(records)
-            total_bytes += sum(len(r.value or b"") for r in records)
-        elapsed = last - start
+        count, total_bytes, first, last = _drain(consumer, lambda own: own < args.num_records, args.timeout_ms)
     finally:
         consumer.close()
+    return _consume_summary(started_at, count, total_bytes, last - first, args.num_records)
+
+
+def _bench_consumer(args: argparse.Namespace, **options: object) -> Consumer:
+    return Consumer(
+        bootstrap_servers=args.bootstrap_server, auto_offset_reset="earliest", max_poll_records=10_000,
+        max_partition_fetch_bytes=args.max_partition_fetch_bytes, **options,
+    )
+
+
+def _drain(
+    consumer: Consumer, wanted: Callable[[int], bool], timeout_ms: int, on_records: Callable[[int], None] = lambda n: None
+) -> tuple[int, int, float, float]:
+    """Poll while ``wanted(records so far)`` and records keep coming: (records, bytes, first, last)."""
+    count = total_bytes = 0
+    first = last = time.monotonic()
+    idle_since = first
+    while wanted(count):
+        records = consumer.poll(timeout_ms=200)
+        now = time.monotonic()
+        if not records:
+            if (now - idle_since) * 1000 > timeout_ms:
+                break
+            continue
+        if not count:
+            first = now - 1e-6
+        idle_since = last = now
+        count += len(records)
+        total_bytes += sum(len(r.value or b"") for r in records)
+        on_records(len(records))
+    return count, total_bytes, first, last
+
+
+def _consume_summary(started_at: str, count: int, total_bytes: int, elapsed: float, expected: int) -> int:
     mb = total_bytes / 1_048_576
+    if count < expected:
+        print("WARNING: exiting before consuming the expected number of records: timeout exceeded.")
     print("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec")
     print(
         f"{started_at}, {time.strftime('%Y-%m-%d %H:%M:%S')}, {mb:.4f}, {mb / elapsed if elapsed else 0:.4f}, "
         f"{count}, {count / elapsed if elapsed else 0:.1f}"
     )
-    return 0 if count >= args.num_records else 1
+    return 0 if count >= expected else 1
+
+
+def _consume_group(args: argparse.Namespace) -> int:
+    """N members in N processes share the topic. Members hold their partitions paused until
+    every one of them has some (so one early member does not read the whole topic alone);
+    throughput counts from then to the last record."""
+    ctx = multiprocessing.get_context("spawn")
+    total = ctx.Value("q", 0)
+    held = ctx.Array("i", args.members)
+    results = ctx.Queue()
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S")
+    launched = time.monotonic()
+    members = [ctx.Process(target=_group_member, args=(args, i, held, total, results), daemon=True) for i in range(args.members)]
+    for member in members:
+        member.start()
+    outcomes = [results.get(timeout=args.timeout_ms / 1000 + 120) for _ in members]
+    for member in members:
+        member.join(30)
+    count = sum(o[0] for o in outcomes)
+    total_bytes = sum(o[1] for o in outcomes)
+    first = min(o[2] for o in outcomes)
+    last = max(o[3] for o in outcomes)
+    print(f"group={args.group} members={args.members} join.time.ms={(first - launched) * 1000:.0f} "
+          f"records.per.member={[o[0] for o in outcomes]}")
+    return _consume_summary(started_at, count, total_bytes, last - first, args.num_records)
+
+
+def _group_member(args: argparse.Namespace, index: int, held: "Any", total: "Any", results: "Any") -> None:
+    consumer = _bench_consumer(args, group_id=args.group, enable_auto_commit=False, session_timeout_ms=10_000)
+    try:
+        consumer.subscribe([args.topic], listener=_PauseNewPartitions(consumer))
+        deadline = time.monotonic() + args.timeout_ms / 1000 + 60
+        while time.monotonic() < deadline:
+            consumer.poll(timeout_ms=50)
+            held[index] = len(consumer.assignment())
+            if all(held[:]):
+                break
+        start = time.monotonic()
+        consumer.resume(*consumer.assignment())
+
+        def add(n: int) -> None:
+            with total.get_lock():
+                total.value += n
+
+        count, nbytes, _first, last = _drain(consumer, lambda _own: total.value < args.num_records, args.timeout_ms, add)
+        results.put((count, nbytes, start, last if count else start))
+    finally:
+        consumer.close(autocommit=False)
+
+
+class _PauseNewPartitions(ConsumerRebalanceListener):
+    """Keeps assigned partitions paused until the member decides the whole group has formed."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.consumer.pause(*assigned)
 
 
 def _e2e(args: argparse.Namespace) -> int:

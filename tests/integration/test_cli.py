@@ -66,3 +66,15 @@ def test_bench_produce_prints_perf_test_summary(dev_node) -> None:
     summary = r.stdout.strip().splitlines()[-1]
     assert summary.startswith("2000 records sent, ")
     assert "records/sec" in summary and "ms 50th" in summary and "ms 99.9th." in summary
+
+
+def test_bench_consume_as_a_group_splits_the_records_between_members(dev_node) -> None:
+    b = ("--bootstrap-server", dev_node.bootstrap)
+    r = caudal("bench", "produce", "--topic", "bg", "--partitions", "4", "--num-records", "4000", *b, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = caudal("bench", "consume", "--topic", "bg", "--num-records", "4000", "--group", "bench", "--members", "2", *b, timeout=180)
+    assert r.returncode == 0, r.stderr + r.stdout
+    group_line = next(line for line in r.stdout.splitlines() if line.startswith("group=bench"))
+    per_member = [int(n) for n in group_line.split("records.per.member=[")[1].rstrip("]").split(",")]
+    assert sum(per_member) == 4000 and all(n > 0 for n in per_member), group_line
+    assert r.stdout.strip().splitlines()[-1].split(", ")[4] == "4000"
