@@ -36,6 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--group-initial-rebalance-delay-ms", type=int, default=GroupConfig.initial_rebalance_delay_ms,
         help="how long a new group's first rebalance waits for more members to join (default 3000)",
     )
+    p.add_argument(
+        "--advertised-listener", default=None, metavar="HOST:PORT",
+        help="the address clients and brokers are told to use, if not the listening one (Kafka's advertised.listeners)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -52,6 +56,7 @@ async def _run(args: argparse.Namespace) -> int:
         args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
         maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
         group_config=GroupConfig(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+        advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()
     try:

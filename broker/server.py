@@ -51,6 +51,7 @@ class BrokerServer:
         maintenance_interval_ms: int = DEFAULT_MAINTENANCE_INTERVAL_MS,
         replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS,
         group_config: GroupConfig = GroupConfig(),
+        advertised_listener: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -60,6 +61,9 @@ class BrokerServer:
         self.maintenance_interval_ms = maintenance_interval_ms
         self.replica_lag_time_max_ms = replica_lag_time_max_ms
         self.group_config = group_config
+        self.advertised_listener = advertised_listener
+        """``host:port`` clients and other brokers are told to use, when it differs from the bound
+        address (NAT, proxies, Kubernetes Services) — Kafka's ``advertised.listeners``."""
         self.fetchers: ReplicaFetcherManager | None = None
         self.isr: IsrManager | None = None
         self._isr_task: asyncio.Task[None] | None = None
@@ -92,7 +96,11 @@ class BrokerServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
         await self._server.start()
-        self.lifecycle = BrokerLifecycle(self.node_id, self.host, self.port, self.rack, link, self.replicas)
+        adv_host, adv_port = self.host, self.port
+        if self.advertised_listener:
+            adv_host, _, port_text = self.advertised_listener.rpartition(":")
+            adv_port = int(port_text)
+        self.lifecycle = BrokerLifecycle(self.node_id, adv_host, adv_port, self.rack, link, self.replicas)
         await self.lifecycle.start()
         await asyncio.wait_for(self.lifecycle.unfenced.wait(), READY_TIMEOUT_S)
         self._maintenance = asyncio.create_task(self._maintain(), name="log-maintenance")

@@ -48,6 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="how long a new group's first rebalance waits for more members (default 0 here, as in Kafka's "
         "development server.properties; 3000 on `caudal broker`)",
     )
+    p.add_argument(
+        "--advertised-listener", default=None, metavar="HOST:PORT",
+        help="the address clients and brokers are told to use, if not the listening one (Kafka's advertised.listeners)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -69,6 +73,7 @@ async def _run(args: argparse.Namespace) -> int:
     broker = BrokerServer(
         NODE_ID, args.host, args.port, data_dir / "broker", maintenance_interval_ms=args.retention_check_interval_ms,
         group_config=GroupConfig(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+        advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()
     controller.start()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import grpc
+from fault_proxy import FaultProxy
 from nodes import DevNode
+from reading import read_all
 
 from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
 from caudal.common.errors import ErrorCode
 from caudal.common.record_batch import build_batch, validate_batches
+from caudal.local_cluster import free_port
 from caudal.v1 import broker_pb2 as pb
 from caudal.v1 import broker_pb2_grpc
 
@@ -89,3 +92,33 @@ def test_sdk_producer_is_idempotent_by_default(dev_node) -> None:
     headers = validate_batches(stored)
     assert all(h.producer_id >= 0 and h.producer_epoch == 0 for h in headers), "batches carry the producer id"
     assert [h.base_sequence for h in headers] == [h.base_offset for h in headers], "sequences follow the records"
+
+
+def test_producer_retries_after_lost_responses_write_no_duplicates(tmp_path) -> None:
+    broker_port, proxy_port = free_port(), free_port()
+    node = DevNode(tmp_path / "node", ["--port", str(broker_port), "--advertised-listener", f"127.0.0.1:{proxy_port}"])
+    node.start()
+    proxy = FaultProxy(proxy_port, broker_port, drop_ratio=0.2)
+    bootstrap = f"127.0.0.1:{proxy_port}"
+    try:
+        with AdminClient(bootstrap_servers=bootstrap) as admin:
+            admin.create_topics([NewTopic("payments", 2)])["payments"].result(30)
+        with Producer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=3000,
+                      retry_backoff_ms=20, delivery_timeout_ms=60_000) as producer:
+            futures = [producer.send("payments", f"p{i}".encode(), partition=i % 2) for i in range(4000)]
+            producer.flush(90)
+            acked = [f.result(60) for f in futures]
+        assert proxy.dropped > 0, "the proxy never lost a response: the test exercised nothing"
+        consumer = Consumer(bootstrap_servers=bootstrap)
+        try:
+            tps = [TopicPartition("payments", p) for p in range(2)]
+            assert consumer.end_offsets(tps) == {tp: 2000 for tp in tps}, "a retried batch was written twice"
+        finally:
+            consumer.close()
+        got = read_all(bootstrap, "payments", 2, 4000, timeout_s=30)
+        values = sorted(r.value for records in got.values() for r in records)
+        assert values == sorted(f"p{i}".encode() for i in range(4000))
+        assert len({(md.partition, md.offset) for md in acked}) == 4000
+    finally:
+        proxy.stop()
+        node.stop()
