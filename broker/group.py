@@ -56,6 +56,7 @@ class GroupConfig:
     max_session_timeout_ms: int = 1_800_000  # group.max.session.timeout.ms
     initial_rebalance_delay_ms: int = 3000  # group.initial.rebalance.delay.ms
     max_size: int = 2**31 - 1  # group.max.size
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000  # offsets.retention.minutes = 10080
 
 
 @dataclass
@@ -165,6 +166,17 @@ class Group:
     @property
     def is_empty(self) -> bool:
         return not self.members
+
+    def expired_offsets(self, now: int, retention_ms: int) -> list[tuple[str, int]]:
+        """Offsets past ``offsets.retention.minutes`` (Kafka 2.1+, KIP-211): only an Empty group's
+        offsets expire, counted from when the group became empty or the offset was committed,
+        whichever is later — an active group keeps its offsets however old they are."""
+        if self.state is not GroupState.EMPTY:
+            return []
+        return [
+            key for key, committed in self.offsets.items()
+            if max(committed.commit_timestamp, self.state_timestamp) + retention_ms <= now
+        ]
 
     # ---- requests ------------------------------------------------------------------
 

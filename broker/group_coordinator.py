@@ -61,6 +61,8 @@ OFFSET_METADATA_TOO_LARGE = 12
 WRITE_TIMEOUT_S = 5.0
 """Kafka's ``offsets.commit.timeout.ms``."""
 MAX_TIMER_SLEEP_S = 1.0
+OFFSETS_RETENTION_CHECK_INTERVAL_MS = 600_000
+"""Kafka's ``offsets.retention.check.interval.ms``."""
 LOAD_CHUNK_BYTES = 1 << 20
 GROUP_COORDINATOR_KEY = 0
 
@@ -89,6 +91,7 @@ class GroupCoordinator:
         self.replicas = replicas
         self.config = config
         self.offsets_partitions = offsets_partitions
+        self._next_expiry_check = clock() + OFFSETS_RETENTION_CHECK_INTERVAL_MS
         self.clock = clock
         self.groups: dict[str, Group] = {}
         self._create_topics = create_topics
@@ -207,10 +210,30 @@ class GroupCoordinator:
                 if fut is not None and not fut.done():
                     fut.set_result(result)
 
-    def _spawn_settle(self, group: Group, effects: Effects) -> None:
-        task = asyncio.ensure_future(self._settle(group, effects))
+    def _spawn(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _expire_offsets(self, now: int) -> None:
+        """Tombstone the offsets of groups that stayed empty past the retention; drop groups left with none."""
+        for group in list(self.groups.values()):
+            expired = group.expired_offsets(now, self.config.offsets_retention_ms)
+            if not expired:
+                continue
+            try:
+                partition, _ = self._owned(group.group_id)
+                gone = len(expired) == len(group.offsets)
+                tombstones = [(encode_key(OffsetKey(group.group_id, t, p)), None) for t, p in expired]
+                await self._write(partition, tombstones + ([(encode_key(GroupKey(group.group_id)), None)] if gone else []))
+            except CaudalError as exc:
+                log.warning("event=offsets_expiry_failed group=%s error=%s", group.group_id, exc.code.name)
+                continue
+            for key in expired:
+                group.offsets.pop(key, None)
+            if gone and group.is_empty:
+                self.groups.pop(group.group_id, None)
+            log.info("event=offsets_expired broker=%d group=%s partitions=%d", self.replicas.broker_id, group.group_id, len(expired))
 
     @staticmethod
     def _register(waiters: dict, key: tuple[str, str]) -> asyncio.Future:
@@ -242,10 +265,13 @@ class GroupCoordinator:
             for group in list(self.groups.values()):
                 deadline = group.next_deadline()
                 if deadline is not None and deadline <= now:
-                    self._spawn_settle(group, group.tick(now))
+                    self._spawn(self._settle(group, group.tick(now)))
                     deadline = group.next_deadline()
                 if deadline is not None:
                     deadlines.append(deadline)
+            if now >= self._next_expiry_check:
+                self._next_expiry_check = now + OFFSETS_RETENTION_CHECK_INTERVAL_MS
+                self._spawn(self._expire_offsets(now))
             sleep_s = min([MAX_TIMER_SLEEP_S] + [max(0.0, (d - now) / 1000) for d in deadlines])
             try:
                 await asyncio.wait_for(self._wakeup.wait(), max(sleep_s, 0.005))

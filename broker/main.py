@@ -37,6 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="how long a new group's first rebalance waits for more members to join (default 3000)",
     )
     p.add_argument(
+        "--offsets-retention-minutes", type=int, default=GroupConfig.offsets_retention_ms // 60_000,
+        help="how long an empty group keeps its committed offsets (default 10080 = 7 days)",
+    )
+    p.add_argument(
         "--advertised-listener", default=None, metavar="HOST:PORT",
         help="the address clients and brokers are told to use, if not the listening one (Kafka's advertised.listeners)",
     )
@@ -55,7 +59,10 @@ async def _run(args: argparse.Namespace) -> int:
     broker = BrokerServer(
         args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
         maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
-        group_config=GroupConfig(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+        group_config=GroupConfig(
+            initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
+            offsets_retention_ms=args.offsets_retention_minutes * 60_000,
+        ),
         advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()

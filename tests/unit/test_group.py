@@ -532,3 +532,19 @@ def test_random_operations_never_raise_and_keep_the_invariants(ops):
     model = Model()
     for op in ops:
         model.run(op)
+
+
+def test_only_an_empty_groups_offsets_expire_counted_from_when_it_became_empty() -> None:
+    retention = 60_000
+    group = Group("g", GroupConfig(initial_rebalance_delay_ms=0), lambda client: f"{client}-1", now=0)
+    group.offsets[("t", 0)] = CommittedOffset(5, commit_timestamp=0)
+    group.offsets[("t", 1)] = CommittedOffset(7, commit_timestamp=50_000)
+    assert group.expired_offsets(retention, retention) == [("t", 0)]
+    member_id, _, _ = group.join(
+        JoinRequest("", None, "c", "/h", 10_000, 10_000, "consumer", [("range", b"")]), now=70_000
+    )
+    assert group.expired_offsets(10**9, retention) == [], "a group with members keeps its offsets"
+    _, effects = group.leave([(member_id, None)], now=200_000)
+    assert group.state is GroupState.EMPTY and effects.persist
+    assert group.expired_offsets(200_000 + retention - 1, retention) == []
+    assert sorted(group.expired_offsets(200_000 + retention, retention)) == [("t", 0), ("t", 1)]
