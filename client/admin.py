@@ -268,8 +268,9 @@ class AIOAdminClient:
             cluster = await self._metadata.refresh({tp.topic for tp in wanted})
             requests: dict[str, list[tuple[TopicPartition, int]]] = {}
             for tp, spec in wanted.items():
-                if tp.topic in cluster.topic_errors or tp.partition >= cluster.partition_counts.get(tp.topic, tp.partition + 1):
-                    continue
+                count = cluster.partition_counts.get(tp.topic)
+                if tp.topic in cluster.topic_errors or (count is not None and tp.partition >= count):
+                    continue  # the partition does not exist
                 address = cluster.leader_address(tp)
                 if address is None:
                     raise LeaderNotAvailableError(f"no leader for {tp.topic}-{tp.partition}")

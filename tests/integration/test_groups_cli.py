@@ -15,8 +15,7 @@ import pytest
 from group_members import MemberThread
 from nodes import wait_until
 
-from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
-from caudal.client.structs import ConsumerGroupListing
+from caudal.client import AdminClient, Consumer, ConsumerGroupListing, NewTopic, Producer, TopicPartition
 from caudal.common.errors import UnknownMemberIdError
 
 OFFSETS_HEADER = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]
