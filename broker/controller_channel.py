@@ -101,6 +101,10 @@ class ControllerChannel:
     async def allocate_producer_ids(self, request: cpb.AllocateProducerIdsRequest) -> cpb.AllocateProducerIdsResponse:
         return await self._call("AllocateProducerIds", request, _error_is_not_controller)
 
+    async def describe_quorum(self, request: pb.DescribeQuorumRequest) -> pb.DescribeQuorumResponse:
+        """The active controller's view of the quorum (a follower's term and commit index may lag)."""
+        return await self._call("DescribeQuorum", request, lambda r: r.leader_id != r.node_id)
+
     async def create_topics(self, request: pb.CreateTopicsRequest) -> pb.CreateTopicsResponse:
         return await self._call("CreateTopics", request, _any_result_not_controller, ADMIN_TIMEOUT_S)
 

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from caudal.broker.group import GroupConfig
 from caudal.broker.group_coordinator import GroupCoordinator
+from caudal.broker.group_lag import GroupLag
 from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS, IsrManager
 from caudal.broker.leader_fetch import LeaderFetch, ReplicationService
 from caudal.broker.lifecycle import BrokerLifecycle, ControllerLink
@@ -76,6 +77,8 @@ class BrokerServer:
         self._collector: Collector | None = None
         self.groups: GroupCoordinator | None = None
         self._groups_task: asyncio.Task[None] | None = None
+        self.group_lag: GroupLag | None = None
+        self._lag_task: asyncio.Task[None] | None = None
 
     async def start(self, controller: ControllerClient, link: ControllerLink) -> int:
         """Open storage, bind the port, register and wait to be unfenced; returns the bound port."""
@@ -106,6 +109,9 @@ class BrokerServer:
         self._maintenance = asyncio.create_task(self._maintain(), name="log-maintenance")
         self._isr_task = asyncio.create_task(self.isr.run(), name="isr-expiration")
         self._groups_task = asyncio.create_task(self.groups.run(), name="group-coordinator")
+        self.group_lag = GroupLag(self.groups)
+        REGISTRY.register(self.group_lag)
+        self._lag_task = asyncio.create_task(self.group_lag.run(), name="group-lag")
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("caudal.v1.Broker", health_pb2.HealthCheckResponse.SERVING)
         return self.port
@@ -135,7 +141,10 @@ class BrokerServer:
         if self.lifecycle is not None:
             await self.lifecycle.controlled_shutdown()
             await self.lifecycle.stop()
-        await cancel_and_wait(self._maintenance, self._isr_task, self._groups_task)
+        await cancel_and_wait(self._maintenance, self._isr_task, self._groups_task, self._lag_task)
+        if self.group_lag is not None:
+            REGISTRY.unregister(self.group_lag)
+            await self.group_lag.close()
         if self.groups is not None:
             await self.groups.stop()
         if self.isr is not None:

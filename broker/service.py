@@ -58,6 +58,8 @@ class ControllerClient(Protocol):
 
     async def alter_configs(self, request: pb.AlterConfigsRequest) -> pb.AlterConfigsResponse: ...
 
+    async def describe_quorum(self, request: pb.DescribeQuorumRequest) -> pb.DescribeQuorumResponse: ...
+
 
 class BrokerService(broker_pb2_grpc.BrokerServicer):
     """Thin servicer over the replica manager and the controller client."""
@@ -114,6 +116,9 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
 
     async def DeleteGroups(self, request: pb.DeleteGroupsRequest, context: object) -> pb.DeleteGroupsResponse:
         return await self.groups.delete_groups(request)
+
+    async def DescribeQuorum(self, request: pb.DescribeQuorumRequest, context: object) -> pb.DescribeQuorumResponse:
+        return await self.controller.describe_quorum(request)
 
     async def Metadata(self, request: pb.MetadataRequest, context: object) -> pb.MetadataResponse:
         image = self.replicas.image

@@ -14,6 +14,7 @@ _COMMAND_MODULES = [
     "caudal.cluster_command",
     "caudal.client.topics_command",
     "caudal.client.groups_command",
+    "caudal.client.status_command",
     "caudal.client.console",
     "caudal.client.bench",
 ]

@@ -35,6 +35,7 @@ from caudal.client.structs import (
     NewTopic,
     OffsetAndMetadata,
     PartitionInfo,
+    QuorumInfo,
     TopicDescription,
     TopicPartition,
 )
@@ -240,6 +241,10 @@ class AIOAdminClient:
             raise error_for(r.error_code, r.error_message)
         brokers = [BrokerMetadata(b.node_id, b.host, b.port, b.rack or None) for b in r.brokers]
         return ClusterDescription(r.cluster_id, r.controller_id, brokers)
+
+    async def describe_metadata_quorum(self) -> QuorumInfo:
+        r = await self._call("DescribeQuorum", pb.DescribeQuorumRequest())
+        return QuorumInfo(r.leader_id, r.raft_term, r.commit_index, r.metadata_version)
 
     async def describe_configs(self, topics: Iterable[str]) -> dict[str, dict[str, ConfigEntry]]:
         request = pb.DescribeConfigsRequest(
@@ -466,6 +471,9 @@ class AdminClient:
 
     def describe_cluster(self) -> ClusterDescription:
         return self._run(self._aio.describe_cluster())
+
+    def describe_metadata_quorum(self) -> QuorumInfo:
+        return self._run(self._aio.describe_metadata_quorum())
 
     def describe_configs(self, topics: Iterable[str]) -> dict[str, dict[str, ConfigEntry]]:
         return self._run(self._aio.describe_configs(topics))

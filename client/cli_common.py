@@ -45,6 +45,13 @@ def client_options(items: list[str] | None, flag: str) -> dict[str, object]:
     return out
 
 
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """Columns padded to their widest cell and separated by a space, like Kafka's tools."""
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
+    for row in [header, *rows]:
+        print(" ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
 def fail(err: CaudalError) -> int:
     """Print a client error the way Kafka's tools do and return the exit status."""
     print(f"Error: {err}", file=sys.stderr)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Optional
 
 from caudal.client.admin import AdminClient
-from caudal.client.cli_common import add_bootstrap, fail
+from caudal.client.cli_common import add_bootstrap, fail, print_table
 from caudal.client.fetcher import EARLIEST, LATEST
 from caudal.client.structs import ConsumerGroupDescription, MemberDescription, OffsetAndMetadata, TopicPartition
 from caudal.common.errors import CaudalError
@@ -69,13 +69,6 @@ def main(args: argparse.Namespace) -> int:
         return fail(e)
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    """Columns padded to their widest cell and separated by a space, like Kafka's tools."""
-    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
-    for row in [header, *rows]:
-        print(" ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
 def _cell(value: Optional[object]) -> str:
     return "-" if value is None else str(value)
 
@@ -87,7 +80,7 @@ def _list(admin: AdminClient, args: argparse.Namespace) -> int:
         for g in groups:
             print(g.group_id)
     else:
-        _print_table(["GROUP", "STATE"], [[g.group_id, g.state] for g in groups])
+        print_table(["GROUP", "STATE"], [[g.group_id, g.state] for g in groups])
     return 0
 
 
@@ -143,18 +136,18 @@ def _print_offsets(admin: AdminClient, d: ConsumerGroupDescription) -> None:
         ])
     rows += [[d.group_id, "-", "-", "-", "-", "-", *_member_cells(m)] for m in d.members if not m.assignment]
     header = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]
-    _print_table(header, rows)
+    print_table(header, rows)
 
 
 def _print_members(d: ConsumerGroupDescription) -> None:
     rows = [[d.group_id, *_member_cells(m), str(len(m.assignment))] for m in d.members]
-    _print_table(["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"], rows)
+    print_table(["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"], rows)
 
 
 def _print_state(d: ConsumerGroupDescription) -> None:
     c = d.coordinator
     row = [d.group_id, f"{c.host}:{c.port} ({c.id})", d.partition_assignor or "-", d.state, str(len(d.members))]
-    _print_table(["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"], [row])
+    print_table(["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"], [row])
 
 
 def _delete(admin: AdminClient, args: argparse.Namespace) -> int:
@@ -194,7 +187,7 @@ def _reset_offsets(admin: AdminClient, args: argparse.Namespace) -> int:
     new = {tp: min(max(requested[tp], starts[tp]), ends[tp]) for tp in partitions}
     if args.execute:
         admin.alter_consumer_group_offsets(args.group, new)
-    _print_table(
+    print_table(
         ["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
         [[args.group, tp.topic, str(tp.partition), str(offset)] for tp, offset in new.items()],
     )

@@ -150,3 +150,13 @@ class ConsumerGroupDescription:
     state: str
     """As in :class:`ConsumerGroupListing`; ``Dead`` for a group that does not exist."""
     coordinator: BrokerMetadata
+
+
+@dataclass(frozen=True)
+class QuorumInfo:
+    """The controller quorum as its active member sees it (Kafka's Admin.describeMetadataQuorum)."""
+
+    leader_id: int
+    raft_term: int
+    commit_index: int
+    metadata_version: int

@@ -281,9 +281,9 @@ class Controller:
         finally:
             self._listeners.remove(queue.put_nowait)
 
-    async def describe_quorum(self, request: cpb.DescribeQuorumRequest) -> cpb.DescribeQuorumResponse:
+    async def describe_quorum(self, request: pb.DescribeQuorumRequest) -> pb.DescribeQuorumResponse:
         status = self.quorum_status()
-        return cpb.DescribeQuorumResponse(
+        return pb.DescribeQuorumResponse(
             node_id=self.node_id,
             leader_id=self._quorum.leader_id(),
             raft_term=int(status.get("raft_term", 0)),

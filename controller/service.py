@@ -36,7 +36,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
     async def AllocateProducerIds(self, request: cpb.AllocateProducerIdsRequest, context: object) -> cpb.AllocateProducerIdsResponse:
         return await self.c.allocate_producer_ids(request)
 
-    async def DescribeQuorum(self, request: cpb.DescribeQuorumRequest, context: object) -> cpb.DescribeQuorumResponse:
+    async def DescribeQuorum(self, request: pb.DescribeQuorumRequest, context: object) -> pb.DescribeQuorumResponse:
         return await self.c.describe_quorum(request)
 
     async def CreateTopics(self, request: pb.CreateTopicsRequest, context: object) -> pb.CreateTopicsResponse:

@@ -78,3 +78,19 @@ def test_bench_consume_as_a_group_splits_the_records_between_members(dev_node) -
     per_member = [int(n) for n in group_line.split("records.per.member=[")[1].rstrip("]").split(",")]
     assert sum(per_member) == 4000 and all(n > 0 for n in per_member), group_line
     assert r.stdout.strip().splitlines()[-1].split(", ")[4] == "4000"
+
+
+def test_status_shows_cluster_health_and_group_lag(dev_node) -> None:
+    b = ("--bootstrap-server", dev_node.bootstrap)
+    assert caudal("topics", "create", "st", "--partitions", "2", "--config", "min.insync.replicas=1", *b).returncode == 0
+    assert caudal("produce", "st", *b, stdin="a\nb\nc\nd\ne\n").returncode == 0
+    r = caudal("consume", "st", "--group", "readers", "--from-beginning", "--max-messages", "2", *b)
+    assert r.returncode == 0, r.stderr
+    r = caudal("status", *b)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "Cluster ID: " in out and "Controllers: active controller 1," in out
+    assert "Brokers: 1 live" in out
+    assert "offline: 0, under-replicated: 0, under-min-isr: 0" in out
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("readers"))
+    assert row == ["readers", "Empty", "0", "3"], out

@@ -5,15 +5,15 @@ from __future__ import annotations
 import grpc
 
 from caudal.local_cluster import LocalCluster
-from caudal.v1 import controller_pb2 as cpb
+from caudal.v1 import broker_pb2 as pb
 from caudal.v1 import controller_pb2_grpc
 
 
-def describe_quorum(address: str) -> cpb.DescribeQuorumResponse | None:
+def describe_quorum(address: str) -> pb.DescribeQuorumResponse | None:
     """One controller's view of the quorum, or None if it does not answer."""
     with grpc.insecure_channel(address) as channel:
         try:
-            return controller_pb2_grpc.ControllerStub(channel).DescribeQuorum(cpb.DescribeQuorumRequest(), timeout=2)
+            return controller_pb2_grpc.ControllerStub(channel).DescribeQuorum(pb.DescribeQuorumRequest(), timeout=2)
         except grpc.RpcError:
             return None
 

@@ -46,6 +46,16 @@ def _fake_replica_manager() -> SimpleNamespace:
     return SimpleNamespace(partitions={("t", 0): partition})
 
 
+def _fake_group_lag():
+    """A GroupLag over one group with one committed offset and a known end offset."""
+    from caudal.broker.group_lag import GroupLag
+
+    group = SimpleNamespace(group_id="g", members={"m": None}, offsets={("t", 0): SimpleNamespace(offset=1)})
+    lag = GroupLag(SimpleNamespace(replicas=SimpleNamespace(), groups={"g": group}))
+    lag.end_offsets = {("t", 0): 4}
+    return lag
+
+
 def _fake_controller() -> SimpleNamespace:
     """The attributes ControllerCollector reads, for an empty cluster."""
     image = SimpleNamespace(topics={}, brokers={}, version=0)
@@ -90,6 +100,7 @@ def exported() -> dict[str, dict]:
                     add(family, getattr(obj, "_labelnames", ()))
     for collector in (
         broker_metrics.PartitionCollector(_fake_replica_manager()),
+        _fake_group_lag(),
         controller_metrics.ControllerCollector(_fake_controller()),
         # the default collectors every caudal process also serves (process_*, python_*)
         ProcessCollector(registry=CollectorRegistry()), PlatformCollector(registry=CollectorRegistry()),
@@ -265,7 +276,8 @@ def test_dashboard_variables_and_layout(exported) -> None:
                 assert var in variables or var.startswith("__"), f"{panel['title']}: undefined ${var}"
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for needed in ("produce latency", "fetch latency", "isr", "replica lag", "raft term", "raft commit index",
-                   "messages in", "bytes in", "bytes out", "offline partitions", "under-min-isr", "active controllers"):
+                   "messages in", "bytes in", "bytes out", "offline partitions", "under-min-isr", "active controllers",
+                   "consumer lag per group", "consumer lag per partition"):
         assert needed in titles, f"the dashboard lacks a {needed!r} panel"
 
 
@@ -281,6 +293,7 @@ def test_alert_rules_cover_the_cluster_health_signals() -> None:
         "caudal_broker_under_min_isr_partitions) > 0",
         "caudal_broker_under_replicated_partitions) > 0",
         "caudal_controller_fenced_broker_count) > 0",
+        "deriv(caudal_consumer_group_lag_sum[10m])) > 0",
     ]
     for fragment in required:
         assert any(fragment in e for e in exprs.values()), f"no alert on {fragment}"

@@ -139,6 +139,11 @@ class BrokerStub:
                 request_serializer=caudal_dot_v1_dot_broker__pb2.DeleteGroupsRequest.SerializeToString,
                 response_deserializer=caudal_dot_v1_dot_broker__pb2.DeleteGroupsResponse.FromString,
                 _registered_method=True)
+        self.DescribeQuorum = channel.unary_unary(
+                '/caudal.v1.Broker/DescribeQuorum',
+                request_serializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumRequest.SerializeToString,
+                response_deserializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumResponse.FromString,
+                _registered_method=True)
 
 
 class BrokerServicer:
@@ -270,6 +275,12 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeQuorum(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrokerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -377,6 +388,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.DeleteGroups,
                     request_deserializer=caudal_dot_v1_dot_broker__pb2.DeleteGroupsRequest.FromString,
                     response_serializer=caudal_dot_v1_dot_broker__pb2.DeleteGroupsResponse.SerializeToString,
+            ),
+            'DescribeQuorum': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeQuorum,
+                    request_deserializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumRequest.FromString,
+                    response_serializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -946,6 +962,33 @@ class Broker:
             '/caudal.v1.Broker/DeleteGroups',
             caudal_dot_v1_dot_broker__pb2.DeleteGroupsRequest.SerializeToString,
             caudal_dot_v1_dot_broker__pb2.DeleteGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeQuorum(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caudal.v1.Broker/DescribeQuorum',
+            caudal_dot_v1_dot_broker__pb2.DescribeQuorumRequest.SerializeToString,
+            caudal_dot_v1_dot_broker__pb2.DescribeQuorumResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,8 +68,8 @@ class ControllerStub:
                 _registered_method=True)
         self.DescribeQuorum = channel.unary_unary(
                 '/caudal.v1.Controller/DescribeQuorum',
-                request_serializer=caudal_dot_v1_dot_controller__pb2.DescribeQuorumRequest.SerializeToString,
-                response_deserializer=caudal_dot_v1_dot_controller__pb2.DescribeQuorumResponse.FromString,
+                request_serializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumRequest.SerializeToString,
+                response_deserializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumResponse.FromString,
                 _registered_method=True)
         self.CreateTopics = channel.unary_unary(
                 '/caudal.v1.Controller/CreateTopics',
@@ -208,8 +208,8 @@ def add_ControllerServicer_to_server(servicer, server):
             ),
             'DescribeQuorum': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeQuorum,
-                    request_deserializer=caudal_dot_v1_dot_controller__pb2.DescribeQuorumRequest.FromString,
-                    response_serializer=caudal_dot_v1_dot_controller__pb2.DescribeQuorumResponse.SerializeToString,
+                    request_deserializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumRequest.FromString,
+                    response_serializer=caudal_dot_v1_dot_broker__pb2.DescribeQuorumResponse.SerializeToString,
             ),
             'CreateTopics': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTopics,
@@ -424,8 +424,8 @@ class Controller:
             request,
             target,
             '/caudal.v1.Controller/DescribeQuorum',
-            caudal_dot_v1_dot_controller__pb2.DescribeQuorumRequest.SerializeToString,
-            caudal_dot_v1_dot_controller__pb2.DescribeQuorumResponse.FromString,
+            caudal_dot_v1_dot_broker__pb2.DescribeQuorumRequest.SerializeToString,
+            caudal_dot_v1_dot_broker__pb2.DescribeQuorumResponse.FromString,
             options,
             channel_credentials,
             insecure,
