@@ -114,8 +114,18 @@ class LocalCluster:
         session_timeout_ms: int | None = None,
         broker_args: list[str] | None = None,
         racks: list[str] | None = None,
+        metrics: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.metrics_ports: dict[str, int] = {}
+        """Node name -> its Prometheus port, when started with ``metrics=True``."""
+
+        def metrics_args(name: str) -> list[str]:
+            if not metrics:
+                return []
+            self.metrics_ports[name] = free_port()
+            return ["--metrics-port", str(self.metrics_ports[name])]
+
         raft_ports = [free_port() for _ in range(controllers)]
         api_ports = [free_port() for _ in range(controllers)]
         peers = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(raft_ports))
@@ -125,7 +135,8 @@ class LocalCluster:
             i + 1: NodeProcess(
                 f"controller-{i + 1}",
                 ["controller", "--node-id", str(i + 1), "--raft", f"127.0.0.1:{raft_ports[i]}", "--peers", peers,
-                 "--listen", self.controller_addresses[i], "--data-dir", str(self.data_dir / f"controller-{i + 1}"), *extra],
+                 "--listen", self.controller_addresses[i], "--data-dir", str(self.data_dir / f"controller-{i + 1}"), *extra,
+                 *metrics_args(f"controller-{i + 1}")],
                 self.data_dir / f"controller-{i + 1}.log",
             )
             for i in range(controllers)
@@ -138,7 +149,8 @@ class LocalCluster:
                 f"broker-{node_id}",
                 ["broker", "--node-id", str(node_id), "--listen", f"127.0.0.1:{free_port()}",
                  "--controllers", ",".join(self.controller_addresses),
-                 "--data-dir", str(self.data_dir / f"broker-{node_id}"), *rack, *(broker_args or [])],
+                 "--data-dir", str(self.data_dir / f"broker-{node_id}"), *rack, *(broker_args or []),
+                 *metrics_args(f"broker-{node_id}")],
                 self.data_dir / f"broker-{node_id}.log",
             )
 

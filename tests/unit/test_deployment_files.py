@@ -17,6 +17,8 @@ against caudal itself, without a cluster or a container engine:
 
 from __future__ import annotations
 
+import copy
+
 import inspect
 import json
 import re
@@ -105,6 +107,30 @@ def configmaps(objects) -> dict[str, dict[str, str]]:
         if kind == "ConfigMap":
             maps[name] = doc.get("data", {})
     return maps
+
+
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+"""Prometheus-operator resources: no upstream schema; their fields are checked by the tests below."""
+
+
+@pytest.mark.parametrize("version", ["1.28", "1.30", "1.33"])
+def test_manifests_validate_against_the_kubernetes_schema_strictly(objects, configmaps, version: str) -> None:
+    import kubernetes_validate
+
+    checked = 0
+    for (kind, name), doc in objects.items():
+        if kind in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+    for name, data in configmaps.items():
+        generated = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+        kubernetes_validate.validate(generated, version, strict=True)
+    assert checked >= 7
+    broken = copy.deepcopy(next(doc for (kind, _), doc in objects.items() if kind == "StatefulSet"))
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
 
 
 def _statefulsets(objects) -> dict[str, dict]:
