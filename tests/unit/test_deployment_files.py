@@ -118,7 +118,7 @@ def test_manifests_validate_against_the_kubernetes_schema_strictly(objects, conf
     import kubernetes_validate
 
     checked = 0
-    for (kind, name), doc in objects.items():
+    for (kind, _name), doc in objects.items():
         if kind in CRD_KINDS:
             continue
         kubernetes_validate.validate(doc, version, strict=True)
