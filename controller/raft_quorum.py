@@ -92,6 +92,9 @@ class _MetadataLog(SyncObj):
             # under the same name with a new address.
             dnsCacheTime=2.0,
             dnsFailCacheTime=2.0,
+            # Listen on the --raft address only (pysyncobj's default is every interface),
+            # like the Controller API on --listen: Raft is not exposed on other networks.
+            bindAddress=self_address,
         )
         super().__init__(self_address, partners, conf)
 

@@ -28,12 +28,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from manifests import load_docs as _docs
+from manifests import K8S, container_of, generated_configmaps, kube_expand, load_docs, load_objects, manifest_files, pod_command
 
 from caudal.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "k8s"
+ROOT = K8S.parent
 MONITORING = K8S / "monitoring"
 NAMESPACE = "caudal-test"
 
@@ -42,67 +41,14 @@ NAMESPACE = "caudal-test"
 # ---- loading ---------------------------------------------------------------------
 
 
-def _is_manifest(doc: object) -> bool:
-    return isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
-
-
-def _manifest_files() -> dict[Path, list[dict]]:
-    out = {}
-    for path in sorted(K8S.rglob("*.yaml")):
-        docs = _docs(path)
-        if any(_is_manifest(d) for d in docs) and path.name != "kustomization.yaml":
-            out[path] = docs
-    return out
-
-
-def _objects() -> dict[tuple[str, str], dict]:
-    objects = {}
-    for docs in _manifest_files().values():
-        for doc in docs:
-            key = (doc["kind"], doc["metadata"]["name"])
-            assert key not in objects, f"{key} defined twice"
-            objects[key] = doc
-    return objects
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    """A kustomize ``envs:`` file: KEY=VALUE lines, # comments."""
-    out = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        assert sep, f"{path.name}: not KEY=VALUE: {line!r}"
-        out[key] = value
-    return out
-
-
-def _generated_configmaps(kustomization_dir: Path) -> dict[str, dict[str, str]]:
-    kustomization = yaml.safe_load((kustomization_dir / "kustomization.yaml").read_text())
-    out = {}
-    for gen in kustomization.get("configMapGenerator", []):
-        data = {}
-        for env in gen.get("envs", []):
-            data.update(_env_file(kustomization_dir / env))
-        for literal in gen.get("literals", []):
-            key, _, value = literal.partition("=")
-            data[key] = value
-        for spec in gen.get("files", []):
-            key, _, name = spec.rpartition("=")
-            data[key or Path(name).name] = (kustomization_dir / name).read_text()
-        out[gen["name"]] = data
-    return out
-
-
 @pytest.fixture(scope="module")
 def objects() -> dict[tuple[str, str], dict]:
-    return _objects()
+    return load_objects()
 
 
 @pytest.fixture(scope="module")
 def configmaps(objects) -> dict[str, dict[str, str]]:
-    maps = _generated_configmaps(K8S)
+    maps = generated_configmaps(K8S)
     for (kind, name), doc in objects.items():
         if kind == "ConfigMap":
             maps[name] = doc.get("data", {})
@@ -146,11 +92,6 @@ def _sts_by_component(objects, component: str) -> dict:
     return sts
 
 
-def _container(sts: dict) -> dict:
-    (container,) = sts["spec"]["template"]["spec"]["containers"]
-    return container
-
-
 def _ports(container: dict) -> dict[str, int]:
     return {p["name"]: p["containerPort"] for p in container["ports"]}
 
@@ -175,66 +116,6 @@ def _selects(selector: dict, labels: dict) -> bool:
 # ---- kubelet expansion and the container command -----------------------------------
 
 
-def kube_expand(text: str, env: dict[str, str]) -> str:
-    """The kubelet's ``$(VAR)`` expansion (k8s third_party/forked/golang/expansion).
-
-    ``$$`` is a literal ``$``; ``$(NAME)`` is replaced when NAME is defined and kept
-    as written otherwise; any other ``$`` is kept. So shell syntax like ``$((n + 1))``,
-    ``${VAR}`` and ``"$@"`` reaches the shell untouched.
-    """
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "$" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "(":
-                end = text.find(")", i + 2)
-                if end != -1:
-                    name = text[i + 2 : end]
-                    out.append(env[name] if name in env else text[i : end + 1])
-                    i = end + 1
-                    continue
-            out.append("$" + nxt)
-            i += 2
-            continue
-        out.append(text[i])
-        i += 1
-    return "".join(out)
-
-
-def container_env(container: dict, pod_name: str, pod_labels: dict, configmaps: dict) -> dict[str, str]:
-    """The environment the kubelet gives the container: envFrom, then env in order."""
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        ref = source["configMapRef"]["name"]
-        assert ref in configmaps, f"envFrom names ConfigMap {ref!r}, which the kustomization does not create"
-        env.update(configmaps[ref])
-    field_values = {"metadata.name": pod_name, "metadata.namespace": NAMESPACE}
-    for var in container.get("env", []):
-        if "value" in var:
-            env[var["name"]] = kube_expand(var["value"], env)
-            continue
-        source = var["valueFrom"]
-        if "fieldRef" in source:
-            path = source["fieldRef"]["fieldPath"]
-            m = re.fullmatch(r"metadata\.labels\['([^']+)'\]", path)
-            if m:
-                env[var["name"]] = pod_labels.get(m.group(1), "")  # a missing label reads as ""
-            else:
-                assert path in field_values, f"unexpected fieldRef {path}"
-                env[var["name"]] = field_values[path]
-        elif "configMapKeyRef" in source:
-            ref = source["configMapKeyRef"]
-            assert ref["key"] in configmaps[ref["name"]], f"ConfigMap {ref['name']} has no key {ref['key']}"
-            env[var["name"]] = configmaps[ref["name"]][ref["key"]]
-        else:
-            raise AssertionError(f"unexpected env source {source}")
-    return env
-
-
 @pytest.fixture(scope="module")
 def fake_caudal(tmp_path_factory) -> Path:
     """A ``caudal`` on PATH that prints its arguments, NUL-separated."""
@@ -245,25 +126,16 @@ def fake_caudal(tmp_path_factory) -> Path:
     return bin_dir
 
 
-def run_container(sts: dict, ordinal: int, configmaps: dict, fake_bin: Path, zone: str | None = None,
+def runcontainer_of(sts: dict, ordinal: int, configmaps: dict, fake_bin: Path, zone: str | None = None,
                   pod_name: str | None = None) -> subprocess.CompletedProcess:
     """Run the container's command + args as the kubelet would, with ``caudal`` faked."""
-    container = _container(sts)
-    pod_name = pod_name or f"{sts['metadata']['name']}-{ordinal}"
-    labels = dict(sts["spec"]["template"]["metadata"]["labels"])
-    if zone is not None:
-        labels["topology.kubernetes.io/zone"] = zone
-    env = container_env(container, pod_name, labels, configmaps)
-    argv = [kube_expand(a, env) for a in container.get("command", []) + container.get("args", [])]
-    script_at = 2 if argv[:2] == ["/bin/sh", "-c"] else -1  # the script's own $((...)) is shell syntax
-    for i, arg in enumerate(argv):
-        assert i == script_at or "$(" not in arg, f"unresolved variable in {arg!r}"
-    run_env = {**env, "HOSTNAME": pod_name, "PATH": f"{fake_bin}:/usr/bin:/bin"}
+    argv, env = pod_command(sts, ordinal, configmaps, NAMESPACE, zone, pod_name)
+    run_env = {**env, "PATH": f"{fake_bin}:/usr/bin:/bin"}
     return subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=30, check=False)
 
 
 def caudal_args(sts: dict, ordinal: int, configmaps: dict, fake_bin: Path, zone: str | None = None):
-    proc = run_container(sts, ordinal, configmaps, fake_bin, zone)
+    proc = runcontainer_of(sts, ordinal, configmaps, fake_bin, zone)
     assert proc.returncode == 0, proc.stderr
     argv = proc.stdout.split("\0")[:-1]
     return build_parser().parse_args(argv)  # exits (fails the test) on any flag the CLI does not accept
@@ -289,7 +161,7 @@ def test_kube_expand_follows_the_kubelet_rules() -> None:
 
 def test_controller_command_parses_with_the_cli(objects, configmaps, fake_caudal) -> None:
     sts = _sts_by_component(objects, "controller")
-    ports = _ports(_container(sts))
+    ports = _ports(container_of(sts))
     domain = configmaps["caudal-config"]["CLUSTER_DOMAIN"]
     replicas = sts["spec"]["replicas"]
     from caudal.controller.raft_quorum import parse_peers
@@ -314,7 +186,7 @@ def test_controller_command_parses_with_the_cli(objects, configmaps, fake_caudal
 def test_broker_command_parses_with_the_cli(objects, configmaps, fake_caudal) -> None:
     sts = _sts_by_component(objects, "broker")
     controllers = _sts_by_component(objects, "controller")
-    ports = _ports(_container(sts))
+    ports = _ports(container_of(sts))
     domain = configmaps["caudal-config"]["CLUSTER_DOMAIN"]
     controller_listeners = [
         caudal_args(controllers, i, configmaps, fake_caudal).listen for i in range(controllers["spec"]["replicas"])
@@ -338,7 +210,7 @@ def test_data_dir_is_inside_the_persistent_volume(objects, configmaps, fake_caud
     for sts in _statefulsets(objects).values():
         args = caudal_args(sts, 0, configmaps, fake_caudal)
         claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
-        mounts = {m["mountPath"]: m["name"] for m in _container(sts)["volumeMounts"]}
+        mounts = {m["mountPath"]: m["name"] for m in container_of(sts)["volumeMounts"]}
         data_dir = Path(args.data_dir)
         owning = [Path(p) for p, name in mounts.items() if name in claims and data_dir.is_relative_to(Path(p))]
         assert owning, f"{sts['metadata']['name']}: --data-dir {data_dir} is not on a PersistentVolumeClaim"
@@ -347,7 +219,7 @@ def test_data_dir_is_inside_the_persistent_volume(objects, configmaps, fake_caud
 
 def test_node_id_wrapper_refuses_a_pod_name_without_ordinal(objects, configmaps, fake_caudal) -> None:
     for sts in _statefulsets(objects).values():
-        proc = run_container(sts, 0, configmaps, fake_caudal, pod_name=sts["metadata"]["name"])
+        proc = runcontainer_of(sts, 0, configmaps, fake_caudal, pod_name=sts["metadata"]["name"])
         assert proc.returncode != 0 and proc.stdout == "", "must not start caudal with a made-up node id"
         assert "node id" in proc.stderr
 
@@ -364,7 +236,7 @@ def test_statefulsets_shape(objects) -> None:
         spread = pod["spec"]["topologySpreadConstraints"]
         assert [c["topologyKey"] for c in spread] == ["topology.kubernetes.io/zone"]
         assert all(_selects(c["labelSelector"], pod["metadata"]["labels"]) for c in spread)
-        container = _container(sts)
+        container = container_of(sts)
         assert container["image"] in {i["name"] for i in yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]}
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(container["resources"][kind]), f"{name}: {kind}"
@@ -376,7 +248,7 @@ def test_broker_grace_period_covers_controlled_shutdown_and_startup_covers_regis
 
     sts = _sts_by_component(objects, "broker")
     assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= CONTROLLED_SHUTDOWN_TIMEOUT_S + 30
-    startup = _container(sts)["startupProbe"]
+    startup = container_of(sts)["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= READY_TIMEOUT_S + 30
 
 
@@ -409,7 +281,7 @@ def test_probes_use_grpc_health_on_the_listen_port(objects, configmaps, fake_cau
     served = {"controller": _health_services("caudal.controller.main"), "broker": _health_services("caudal.broker.server")}
     for sts in _statefulsets(objects).values():
         listen_port = _split(caudal_args(sts, 0, configmaps, fake_caudal).listen)[1]
-        container = _container(sts)
+        container = container_of(sts)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             grpc = container[probe]["grpc"]
             assert grpc["port"] == listen_port, f"{probe} must probe the gRPC port"
@@ -422,7 +294,7 @@ def test_headless_services_match_the_statefulsets(objects) -> None:
         assert svc["spec"]["clusterIP"] == "None"
         assert svc["spec"]["publishNotReadyAddresses"] is True
         assert _selects({"matchLabels": svc["spec"]["selector"]}, sts["spec"]["template"]["metadata"]["labels"])
-        ports = _ports(_container(sts))
+        ports = _ports(container_of(sts))
         assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == ports
         for p in svc["spec"]["ports"]:
             assert p["targetPort"] in (p["name"], ports[p["name"]])
@@ -436,7 +308,7 @@ def test_bootstrap_service_reaches_the_broker_client_port(objects) -> None:
         and _selects({"matchLabels": svc["spec"]["selector"]}, broker["spec"]["template"]["metadata"]["labels"])
     ]
     assert len(clients) == 1, "one client-facing Service for the brokers"
-    ports = _ports(_container(broker))
+    ports = _ports(container_of(broker))
     for p in clients[0]["spec"]["ports"]:
         assert p["targetPort"] in ("client", ports["client"])
         assert "metrics" not in p["name"], "scraping through the bootstrap Service would double-count brokers"
@@ -455,12 +327,12 @@ def test_scrape_annotations_point_at_the_metrics_port(objects, configmaps, fake_
         annotations = sts["spec"]["template"]["metadata"]["annotations"]
         args = caudal_args(sts, 0, configmaps, fake_caudal)
         assert annotations["prometheus.io/scrape"] == "true"
-        assert int(annotations["prometheus.io/port"]) == args.metrics_port == _ports(_container(sts))["metrics"]
+        assert int(annotations["prometheus.io/port"]) == args.metrics_port == _ports(container_of(sts))["metrics"]
         assert annotations["prometheus.io/path"] == "/metrics"  # prometheus-client's start_http_server
 
 
 def test_service_monitor_scrapes_each_headless_service_once(objects) -> None:
-    (sm,) = _docs(MONITORING / "servicemonitor.yaml")
+    (sm,) = load_docs(MONITORING / "servicemonitor.yaml")
     selected = [
         svc for (kind, _), svc in objects.items() if kind == "Service" and _selects(sm["spec"]["selector"], svc["metadata"]["labels"])
     ]
@@ -520,7 +392,7 @@ def test_plain_scrape_config_yields_one_target_per_pod_at_its_metrics_port(objec
     assert [sd["role"] for sd in job["kubernetes_sd_configs"]] == ["pod"]
     _check_relabel_sources(objects, [r.get("source_labels", []) for r in job["relabel_configs"]])
     for sts in _statefulsets(objects).values():
-        ports = _ports(_container(sts))
+        ports = _ports(container_of(sts))
         for ordinal in range(sts["spec"]["replicas"]):
             targets = [
                 t for name, port in ports.items()
@@ -558,10 +430,10 @@ def test_kustomization_lists_every_manifest(directory: Path) -> None:
         generated |= {spec.rpartition("=")[2] for spec in gen.get("files", [])}
     for name in resources | generated:
         assert (directory / name).is_file(), f"{directory.name}/kustomization.yaml lists missing {name}"
-    manifests = {str(p.relative_to(directory)) for p in _manifest_files() if p.parent == directory}
+    manifests = {str(p.relative_to(directory)) for p in manifest_files() if p.parent == directory}
     assert manifests == resources, "every manifest in the folder, and only those, is a resource"
     for name in resources:
-        for doc in _docs(directory / name):
+        for doc in load_docs(directory / name):
             assert "namespace" not in doc["metadata"], f"{name}: manifests stay namespace-agnostic"
 
 
@@ -570,7 +442,7 @@ def test_every_manifest_belongs_to_a_kustomization() -> None:
     for kustomization_path in K8S.rglob("kustomization.yaml"):
         kustomization = yaml.safe_load(kustomization_path.read_text())
         listed |= {(kustomization_path.parent / r).resolve() for r in kustomization.get("resources", [])}
-    assert {p.resolve() for p in _manifest_files()} <= listed
+    assert {p.resolve() for p in manifest_files()} <= listed
 
 
 # ---- the image -------------------------------------------------------------------------
