@@ -17,6 +17,7 @@ _COMMAND_MODULES = [
     "caudal.client.status_command",
     "caudal.client.console",
     "caudal.client.bench",
+    "caudal.connect.main",
 ]
 
 

@@ -1,0 +1,125 @@
+"""``caudal connect standalone|distributed``: run a Connect worker (Kafka's connect-* scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from caudal.common import logs
+from caudal.common.tasks import stop_on_signals
+from caudal.connect.config_def import ConfigException
+from caudal.connect.connect_configs import DISTRIBUTED_CONFIG, STANDALONE_CONFIG
+from caudal.connect.distributed import DistributedHerder
+from caudal.connect.herder import ConnectRestError
+from caudal.connect.metrics import register_worker_metrics
+from caudal.connect.offset_store import FileOffsetStore
+from caudal.connect.properties import load_properties
+from caudal.connect.rest import RestServer
+from caudal.connect.standalone import StandaloneHerder
+from caudal.connect.topic_log import TopicLog
+from caudal.connect.topic_offset_store import TopicOffsetStore
+from caudal.connect.worker import Worker
+
+log = logging.getLogger("caudal.connect")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("connect", help="run a Kafka-Connect-compatible worker")
+    modes = p.add_subparsers(dest="mode", metavar="MODE", required=True)
+    standalone = modes.add_parser("standalone", help="one worker; offsets in a local file")
+    standalone.add_argument("worker_properties", help="worker config (bootstrap.servers, offset.storage.file.filename, ...)")
+    standalone.add_argument("connector_properties", nargs="*", help="connector configs to start")
+    distributed = modes.add_parser("distributed", help="a member of a worker group; state in compacted topics")
+    distributed.add_argument("worker_properties", help="worker config (bootstrap.servers, group.id, *.storage.topic, ...)")
+    for mode in (standalone, distributed):
+        mode.add_argument("--log-level", default="INFO")
+        mode.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    logs.configure("connect", args.log_level)
+    standalone = args.mode == "standalone"
+    try:
+        props = load_properties(args.worker_properties)
+        config = (STANDALONE_CONFIG if standalone else DISTRIBUTED_CONFIG).parse(props)
+        config.update({k: v for k, v in props.items() if k not in config})
+        connectors = [load_properties(path) for path in args.connector_properties] if standalone else []
+    except (OSError, ValueError, ConfigException) as exc:
+        log.error("event=bad_worker_config error=%r", str(exc))
+        return 1
+    return asyncio.run(_run_standalone(config, connectors) if standalone else _run_distributed(config))
+
+
+def _bootstrap(config: dict[str, Any]) -> str:
+    servers = config["bootstrap.servers"]
+    return ",".join(servers) if isinstance(servers, list) else str(servers)
+
+
+async def _serve(herder: Any, config: dict[str, Any], mode: str, connectors: int) -> RestServer:
+    """Bind the REST listener (its address is the worker id), export metrics, log readiness."""
+    rest = RestServer(herder, list(config["listeners"]))
+    urls = await rest.start()
+    herder.worker.worker_id = herder.worker_id = urls[0].split("://", 1)[1]
+    if int(config.get("metrics.port", -1)) >= 0:
+        register_worker_metrics(herder)
+        start_http_server(int(config["metrics.port"]))
+    herder.url = urls[0]
+    log.info("event=listening listen=%s mode=%s connectors=%d", urls[0], mode, connectors)
+    return rest
+
+
+async def _run_distributed(config: dict[str, Any]) -> int:
+    bootstrap = _bootstrap(config)
+    offsets = TopicOffsetStore(TopicLog(bootstrap, str(config["offset.storage.topic"]), int(config["offset.storage.partitions"]),
+                                        int(config["offset.storage.replication.factor"])))
+    configs = TopicLog(bootstrap, str(config["config.storage.topic"]), 1, int(config["config.storage.replication.factor"]))
+    statuses = TopicLog(bootstrap, str(config["status.storage.topic"]), int(config["status.storage.partitions"]),
+                        int(config["status.storage.replication.factor"]))
+    worker = Worker("", config, offsets)
+    herder = DistributedHerder(worker, config, configs, statuses)
+    configs.on_change = herder.on_config_change
+    stop = stop_on_signals()
+    rest = None
+    try:
+        rest = await _serve(herder, config, "distributed", 0)
+        for topic_log in (offsets.log, configs, statuses):
+            await asyncio.to_thread(topic_log.start)
+        await herder.start(herder.url)
+        log.info("event=ready listen=%s mode=distributed group=%s", herder.url, config["group.id"])
+        await stop.wait()
+        log.info("event=shutdown_requested")
+    finally:
+        await herder.stop()
+        if rest is not None:
+            await rest.stop()
+        for topic_log in (offsets.log, configs, statuses):
+            await asyncio.to_thread(topic_log.stop)
+    return 0
+
+
+async def _run_standalone(config: dict[str, Any], connectors: list[dict[str, str]]) -> int:
+    rest = None
+    worker = Worker("", config, FileOffsetStore(config["offset.storage.file.filename"]))
+    herder = StandaloneHerder(worker)
+    stop = stop_on_signals()
+    try:
+        rest = await _serve(herder, config, "standalone", len(connectors))
+        for connector in connectors:
+            name = connector.get("name", "")
+            try:
+                await herder.create_connector(name, connector, None)
+            except ConnectRestError as exc:
+                log.error("event=connector_rejected connector=%s error=%r", name, exc.message)
+                return 1
+        log.info("event=ready listen=%s mode=standalone connectors=%d", herder.url, len(connectors))
+        await stop.wait()
+        log.info("event=shutdown_requested")
+    finally:
+        await herder.stop()
+        if rest is not None:
+            await rest.stop()
+    return 0

@@ -1,0 +1,350 @@
+"""The worker side of one task: the loop between a connector's task and the cluster.
+
+Each task runs in its own thread (connector code is ordinary blocking Python)
+with its own producer or consumer, as Kafka Connect does.
+
+* :class:`WorkerSourceTask`: ``poll()`` → transforms → converters → producer.
+  A source offset is committed only once its record — and every earlier
+  record of the same source partition — is acknowledged by the cluster, so a
+  restart resumes after the last record known to be stored (at-least-once).
+* :class:`WorkerSinkTask`: consumer (group ``connect-<connector>``) →
+  converters → transforms → ``put()``; consumer offsets are committed after
+  ``pre_commit``/``flush``, so nothing is committed that the sink has not made
+  durable. Records that fail conversion, transformation or ``put`` go through
+  the connector's error policy (and its dead letter queue).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from caudal.client import Consumer, Producer, TopicPartition
+from caudal.client.structs import ConsumerRebalanceListener
+from caudal.connect.api import (
+    SinkRecord,
+    SinkTask,
+    SinkTaskContext,
+    SourceRecord,
+    SourceTask,
+    SourceTaskContext,
+    Task,
+)
+from caudal.connect.converters import Converter
+from caudal.connect.error_handling import ConsumedRecord, ErrorHandler, Stage
+from caudal.connect.herder import State
+from caudal.connect.offset_store import OffsetStore
+from caudal.connect.transforms import TransformationChain
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+PAUSED_WAIT_S = 0.1
+
+
+def header_bytes(value: Any) -> Optional[bytes]:
+    """A header value on the wire: bytes as they are, text as UTF-8, anything else as JSON."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value).encode()
+
+
+class WorkerTask:
+    """State, failure trace and thread shared by source and sink tasks."""
+
+    def __init__(
+        self, connector: str, task_id: int, task: Task, config: dict[str, str], worker_config: dict[str, Any],
+        key_converter: Converter, value_converter: Converter, transforms: TransformationChain, errors: ErrorHandler,
+    ) -> None:
+        self.connector, self.task_id, self.task, self.config = connector, task_id, task, config
+        self.worker_config = worker_config
+        self.key_converter, self.value_converter, self.transforms, self.errors = key_converter, value_converter, transforms, errors
+        self.state = State.UNASSIGNED
+        self.trace: Optional[str] = None
+        self.stopping = errors.stopping
+        self.paused = threading.Event()
+        self.records = 0
+        self._thread = threading.Thread(target=self._main, name=f"connect-{connector}-{task_id}", daemon=True)
+
+    @property
+    def flush_interval_s(self) -> float:
+        return int(self.worker_config.get("offset.flush.interval.ms", 60_000)) / 1000
+
+    @property
+    def bootstrap(self) -> str:
+        servers = self.worker_config.get("bootstrap.servers", "localhost:9092")
+        return ",".join(servers) if isinstance(servers, list) else str(servers)
+
+    def start(self, paused: bool = False) -> None:
+        if paused:
+            self.paused.set()
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self.execute()
+            if self.state is not State.FAILED:
+                self.state = State.UNASSIGNED
+        except Exception as exc:
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        self.state = State.FAILED
+        self.trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.error("event=task_failed connector=%s task=%d error=%r", self.connector, self.task_id, str(exc))
+
+    def execute(self) -> None:
+        raise NotImplementedError
+
+    def running_state(self) -> State:
+        return State.PAUSED if self.paused.is_set() else State.RUNNING
+
+    def stop(self, timeout_s: float) -> None:
+        """Ask the loop to finish (commit, stop the task, close its client) and wait for it."""
+        self.stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def status(self, worker_id: str) -> dict[str, Any]:
+        state = self.state if self.state in (State.FAILED, State.UNASSIGNED) else self.running_state()
+        out: dict[str, Any] = {"id": self.task_id, "state": state.value, "worker_id": worker_id}
+        if self.trace:
+            out["trace"] = self.trace
+        return out
+
+    def convert_and_transform(self, record: Any, where: str, consumed: Optional[ConsumedRecord] = None) -> Any:
+        ok, transformed = self.errors.execute(Stage.TRANSFORMATION, where, lambda: self.transforms.apply(record), record, consumed)
+        return transformed if ok else None
+
+
+class SubmittedOffsets:
+    """Source offsets of records sent but maybe not yet acknowledged, per source partition, in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, collections.deque[list[Any]]] = {}
+        self._partitions: dict[str, dict[str, Any]] = {}
+
+    def submit(self, partition: dict[str, Any], offset: dict[str, Any]) -> list[Any]:
+        key = json.dumps(partition, sort_keys=True)
+        entry = [offset, False]
+        with self._lock:
+            self._partitions[key] = partition
+            self._pending.setdefault(key, collections.deque()).append(entry)
+        return entry
+
+    def ack(self, entry: list[Any]) -> None:
+        with self._lock:
+            entry[1] = True
+
+    def committable(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The newest offset per partition whose record and all earlier ones are acknowledged."""
+        out = []
+        with self._lock:
+            for key, queue in self._pending.items():
+                last = None
+                while queue and queue[0][1]:
+                    last = queue.popleft()[0]
+                if last is not None:
+                    out.append((self._partitions[key], last))
+        return out
+
+
+class WorkerSourceTask(WorkerTask):
+    def __init__(self, *args: Any, offsets: OffsetStore, ensure_topic: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.offsets = offsets
+        self.ensure_topic = ensure_topic
+        self.submitted = SubmittedOffsets()
+        self.producer_failure: Optional[BaseException] = None
+
+    def execute(self) -> None:
+        task: SourceTask = self.task  # type: ignore[assignment]
+        producer = Producer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, client_id=f"connector-producer-{self.connector}-{self.task_id}")
+        try:
+            task.initialize(SourceTaskContext(self.offsets.reader(self.connector), self.config))
+            task.start(self.config)
+            self.state = State.RUNNING
+            next_flush = time.monotonic() + self.flush_interval_s
+            while not self.stopping.is_set():
+                if self.producer_failure is not None:
+                    raise self.producer_failure
+                if self.paused.is_set():
+                    self.stopping.wait(PAUSED_WAIT_S)
+                    continue
+                for record in task.poll() or ():
+                    self._send(producer, record)
+                if time.monotonic() >= next_flush:
+                    self.commit_offsets()
+                    next_flush = time.monotonic() + self.flush_interval_s
+            producer.flush(self.flush_interval_s)
+            self.commit_offsets()
+        finally:
+            try:
+                task.stop()
+            finally:
+                producer.close()
+
+    def _send(self, producer: Producer, record: SourceRecord) -> None:
+        name = type(self.task).__name__
+        entry = self.submitted.submit(record.source_partition, record.source_offset)
+        transformed = self.convert_and_transform(record, name)
+        if transformed is None:
+            self.submitted.ack(entry)
+            return
+        ok_key, key = self.errors.execute(
+            Stage.KEY_CONVERTER, type(self.key_converter).__name__,
+            lambda: self.key_converter.from_connect(transformed.topic, transformed.key_schema, transformed.key), record,
+        )
+        ok_value, value = self.errors.execute(
+            Stage.VALUE_CONVERTER, type(self.value_converter).__name__,
+            lambda: self.value_converter.from_connect(transformed.topic, transformed.value_schema, transformed.value), record,
+        )
+        if not (ok_key and ok_value):
+            self.submitted.ack(entry)
+            return
+        self.ensure_topic(transformed.topic)
+
+        def delivered(err: Optional[Exception], metadata: Any) -> None:
+            if err is not None:
+                if not self.errors.policy.tolerate_all:
+                    self.producer_failure = err
+                    return
+                log.warning("event=source_record_dropped connector=%s task=%d error=%r", self.connector, self.task_id, str(err))
+            else:
+                self.records += 1
+                self.task.commit_record(record, metadata)  # type: ignore[attr-defined]
+            self.submitted.ack(entry)
+
+        producer.send(
+            transformed.topic, value, key=key, headers=[(k, header_bytes(v)) for k, v in transformed.headers],
+            partition=transformed.kafka_partition, timestamp_ms=transformed.timestamp, on_delivery=delivered,
+        )
+
+    def commit_offsets(self) -> None:
+        offsets = self.submitted.committable()
+        if offsets:
+            self.offsets.put(self.connector, offsets)
+            self.task.commit()  # type: ignore[attr-defined]
+
+
+class _SinkRebalance(ConsumerRebalanceListener):
+    """Tells the sink task about partitions it gains and commits what it flushed before they go."""
+
+    def __init__(self, owner: "WorkerSinkTask") -> None:
+        self.owner = owner
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.owner.sink.open([(tp.topic, tp.partition) for tp in assigned])
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.owner.commit({(tp.topic, tp.partition) for tp in revoked})
+        self.owner.sink.close([(tp.topic, tp.partition) for tp in revoked])
+
+
+class WorkerSinkTask(WorkerTask):
+    def __init__(self, *args: Any, dlq_producer: Callable[[], Producer], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sink: SinkTask = self.task  # type: ignore[assignment]
+        self.positions: dict[tuple[str, int], int] = {}
+        self.consumer: Optional[Consumer] = None
+        self._dlq_producer = dlq_producer
+
+    def execute(self) -> None:
+        consumer = self.consumer = Consumer(
+            bootstrap_servers=self.bootstrap, group_id=f"connect-{self.connector}", enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=f"connector-consumer-{self.connector}-{self.task_id}",
+        )
+        try:
+            context = SinkTaskContext(
+                self.config, assignment=lambda: {(tp.topic, tp.partition) for tp in consumer.assignment()},
+                pause=lambda *tps: consumer.pause(*(TopicPartition(*tp) for tp in tps)),
+                resume=lambda *tps: consumer.resume(*(TopicPartition(*tp) for tp in tps)),
+            )
+            self.sink.initialize(context)
+            self.sink.start(self.config)
+            topics = [t.strip() for t in self.config.get("topics", "").split(",") if t.strip()]
+            if topics:
+                consumer.subscribe(topics, listener=_SinkRebalance(self))
+            else:
+                consumer.subscribe(pattern=self.config["topics.regex"], listener=_SinkRebalance(self))
+            self.state = State.RUNNING
+            next_commit = time.monotonic() + self.flush_interval_s
+            while not self.stopping.is_set():
+                paused = self.paused.is_set()
+                if paused:
+                    consumer.pause(*consumer.assignment())
+                elif consumer.paused():
+                    consumer.resume(*consumer.paused())
+                self._deliver(consumer.poll(timeout_ms=PAUSED_WAIT_S * 1000 if paused else POLL_TIMEOUT_MS))
+                for (topic, partition), offset in context.requested_offsets.items():
+                    consumer.seek(TopicPartition(topic, partition), offset)
+                    self.positions[(topic, partition)] = offset
+                context.requested_offsets.clear()
+                if time.monotonic() >= next_commit or context.commit_requested:
+                    context.commit_requested = False
+                    self.commit(None)
+                    next_commit = time.monotonic() + self.flush_interval_s
+            self.commit(None)
+        finally:
+            try:
+                self.sink.stop()
+            finally:
+                consumer.close(autocommit=False)
+
+    def _deliver(self, consumed: list) -> None:
+        batch: list[tuple[SinkRecord, ConsumedRecord]] = []
+        for r in consumed:
+            original = ConsumedRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp)
+            self.positions[(r.topic, r.partition)] = r.offset + 1
+            record = self._to_sink_record(original)
+            if record is not None:
+                batch.append((record, original))
+        if not batch:
+            return
+        ok, _ = self.errors.execute(Stage.TASK_PUT, type(self.sink).__name__, lambda: self.sink.put([b[0] for b in batch]))
+        if ok:
+            self.records += len(batch)
+            return
+        for record, original in batch:  # find the bad records one by one, so only they are skipped
+            ok, _ = self.errors.execute(Stage.TASK_PUT, type(self.sink).__name__, lambda rec=record: self.sink.put([rec]), record, original)
+            self.records += ok
+
+    def _to_sink_record(self, original: ConsumedRecord) -> Optional[SinkRecord]:
+        ok_key, key = self.errors.execute(
+            Stage.KEY_CONVERTER, type(self.key_converter).__name__,
+            lambda: self.key_converter.to_connect(original.topic, original.key), original, original,
+        )
+        if not ok_key:
+            return None
+        ok_value, value = self.errors.execute(
+            Stage.VALUE_CONVERTER, type(self.value_converter).__name__,
+            lambda: self.value_converter.to_connect(original.topic, original.value), original, original,
+        )
+        if not ok_value:
+            return None
+        record = SinkRecord(
+            topic=original.topic, kafka_partition=original.partition, key=key[1], value=value[1],
+            timestamp=original.timestamp, headers=original.headers, key_schema=key[0], value_schema=value[0],
+            kafka_offset=original.offset,
+        )
+        return self.convert_and_transform(record, type(self.sink).__name__, original)
+
+    def send_to_dlq(self, topic: str, key: Optional[bytes], value: Optional[bytes], headers: list[tuple[str, Optional[bytes]]]) -> None:
+        self._dlq_producer().send(topic, value, key=key, headers=headers).result(30)
+
+    def commit(self, only: Optional[set[tuple[str, int]]]) -> None:
+        """pre_commit (flush) what was delivered, then commit those consumer offsets."""
+        positions = {tp: o for tp, o in self.positions.items() if only is None or tp in only}
+        if not positions or self.consumer is None:
+            return
+        safe = self.sink.pre_commit(dict(positions))
+        if safe:
+            self.consumer.commit({TopicPartition(t, p): o for (t, p), o in safe.items()})

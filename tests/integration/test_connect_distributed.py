@@ -1,0 +1,81 @@
+"""``caudal connect distributed``: two workers share connectors; a killed worker's tasks move on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connect_workers import rest
+from nodes import wait_until
+
+from caudal.client import Consumer, TopicPartition
+from caudal.local_cluster import NodeProcess, free_port
+
+SESSION_TIMEOUT_MS = 6000
+
+
+class DistributedWorker(NodeProcess):
+    def __init__(self, tmp: Path, bootstrap: str, name: str) -> None:
+        props = tmp / f"{name}.properties"
+        props.write_text("".join(f"{k}={v}\n" for k, v in {
+            "bootstrap.servers": bootstrap, "group.id": "connect-cluster",
+            "config.storage.topic": "connect-configs", "offset.storage.topic": "connect-offsets",
+            "status.storage.topic": "connect-status", "config.storage.replication.factor": "1",
+            "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "offset.flush.interval.ms": "300", "session.timeout.ms": str(SESSION_TIMEOUT_MS), "heartbeat.interval.ms": "500",
+            "listeners": f"http://127.0.0.1:{free_port()}",
+        }.items()))
+        super().__init__(name, ["connect", "distributed", str(props)], tmp / f"{name}.log")
+
+
+def _values(bootstrap: str, topic: str) -> set[bytes]:
+    consumer = Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    seen: set[bytes] = set()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        end = consumer.end_offsets([tp])[tp]
+        wait_until(lambda: seen.update(r.value for r in consumer.poll(timeout_ms=200)) or consumer.position(tp) >= end, 30)
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_tasks_of_a_killed_worker_resume_on_the_survivor(dev_node, tmp_path) -> None:
+    workers = {name: DistributedWorker(tmp_path, dev_node.bootstrap, name) for name in ("w1", "w2")}
+    files = {f"src-{i}": tmp_path / f"in-{i}.txt" for i in (1, 2)}
+    for name, path in files.items():
+        path.write_text("".join(f"{name} line {j}\n" for j in range(1000)))
+    try:
+        for worker in workers.values():
+            worker.start()
+        urls = {name: worker.wait_ready() for name, worker in workers.items()}
+        for name, path in files.items():
+            config = {"connector.class": "FileStreamSource", "file": str(path), "topic": "dist"}
+            status, body = rest(urls["w2"], "POST", "/connectors", {"name": name, "config": config})
+            assert status == 201, body
+        expected = {f"{n} line {j}".encode() for n in files for j in range(1000)}
+        wait_until(lambda: _values(dev_node.bootstrap, "dist") >= expected, 60, interval_s=0.5, what="both files in the topic")
+
+        owners = {}
+        for name in files:
+            status = wait_until(lambda n=name: (s := rest(urls["w1"], "GET", f"/connectors/{n}/status")[1])["tasks"]
+                                and s["tasks"][0]["state"] == "RUNNING" and s, 30, what=f"{name} task running")
+            owners[name] = status["tasks"][0]["worker_id"]
+        assert set(owners.values()) == {u.split("://")[1] for u in urls.values()}, "the two tasks run on different workers"
+        victim = next(w for w, u in urls.items() if u.split("://")[1] == owners["src-1"])
+        survivor = next(w for w in workers if w != victim)
+        workers[victim].kill9()
+
+        for name, path in files.items():
+            with open(path, "a") as f:
+                f.write("".join(f"{name} more {j}\n" for j in range(500)))
+        expected |= {f"{n} more {j}".encode() for n in files for j in range(500)}
+        wait_until(lambda: _values(dev_node.bootstrap, "dist") >= expected, SESSION_TIMEOUT_MS / 1000 + 40, interval_s=0.5,
+                   what="the dead worker's task to resume on the survivor")
+        status = rest(urls[survivor], "GET", "/connectors/src-1/status")[1]
+        assert status["tasks"][0]["worker_id"] == urls[survivor].split("://")[1] and status["tasks"][0]["state"] == "RUNNING"
+    finally:
+        for worker in workers.values():
+            worker.kill9()
