@@ -83,6 +83,7 @@ class DistributedHerder:
             metadata, PROTOCOL_TYPE,
         )
         self._changed = asyncio.Event()
+        self._joined = asyncio.Event()
         self._running_configs: dict[str, dict[str, str]] = {}
         self._handled_restarts: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -102,6 +103,7 @@ class DistributedHerder:
         self._loop = asyncio.get_running_loop()
         self._http = aiohttp.ClientSession()
         self._tasks = [asyncio.ensure_future(self.member.heartbeat_loop()), asyncio.ensure_future(self._run())]
+        await asyncio.wait_for(self._joined.wait(), self.member.config.rebalance_timeout_ms / 1000)
 
     async def _run(self) -> None:
         while True:
@@ -141,6 +143,7 @@ class DistributedHerder:
         assignment = json.loads(joined.assignment or b"{}")
         self.assignment = {"connectors": assignment.get("connectors", []), "tasks": assignment.get("tasks", [])}
         self.leader_url = assignment.get("leader_url", "")
+        self._joined.set()
         log.info("event=connect_assignment worker=%s generation=%d leader=%s connectors=%s tasks=%s", self.worker_id,
                  joined.generation_id, joined.leader, self.assignment["connectors"], self.assignment["tasks"])
 

@@ -655,10 +655,10 @@ class TransformationStage:
 def _aliases(config: Mapping[str, str], key: str) -> list[str]:
     try:
         aliases: list[str] = parse_value(key, config.get(key, ""), ConfigType.LIST)
+        if len(set(aliases)) != len(aliases):
+            raise ConfigException.invalid(key, aliases, "Duplicate alias provided.")
     except ConfigException as exc:
         raise ConnectError(str(exc)) from exc
-    if len(set(aliases)) != len(aliases):
-        raise ConnectError(f"Invalid value {config[key]} for configuration {key}: Duplicate alias provided.")
     return [alias for alias in aliases if alias]
 
 
@@ -689,7 +689,12 @@ class TransformationChain:
 
     @classmethod
     def from_config(cls, config: Mapping[str, str]) -> "TransformationChain":
-        """The chain ``transforms``/``transforms.<alias>.*`` and ``predicates``/``predicates.<alias>.*`` declare."""
+        """The chain ``transforms``/``transforms.<alias>.*`` and ``predicates``/``predicates.<alias>.*`` declare.
+
+        Each plugin is configured with every key under its prefix (``type`` included), as Kafka's
+        ``originalsWithPrefix`` passes them; every declared predicate is configured, used or not,
+        and, as in Kafka, ``negate`` without a ``predicate`` has no effect.
+        """
         predicates = {
             alias: _configured("predicate", alias, config, predicate_for)
             for alias in _aliases(config, "predicates")

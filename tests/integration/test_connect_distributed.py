@@ -7,7 +7,7 @@ from pathlib import Path
 from connect_workers import rest
 from nodes import wait_until
 
-from caudal.client import Consumer, TopicPartition
+from caudal.client import AdminClient, Consumer, TopicPartition
 from caudal.local_cluster import NodeProcess, free_port
 
 SESSION_TIMEOUT_MS = 6000
@@ -30,6 +30,10 @@ class DistributedWorker(NodeProcess):
 
 
 def _values(bootstrap: str, topic: str) -> set[bytes]:
+    """Every value in ``topic`` (empty until a source has created it)."""
+    with AdminClient(bootstrap_servers=bootstrap) as admin:
+        if topic not in admin.list_topics():
+            return set()
     consumer = Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     seen: set[bytes] = set()
     try:
@@ -53,8 +57,9 @@ def test_tasks_of_a_killed_worker_resume_on_the_survivor(dev_node, tmp_path) -> 
         urls = {name: worker.wait_ready() for name, worker in workers.items()}
         for name, path in files.items():
             config = {"connector.class": "FileStreamSource", "file": str(path), "topic": "dist"}
-            status, body = rest(urls["w2"], "POST", "/connectors", {"name": name, "config": config})
-            assert status == 201, body
+            # 409 while the workers rebalance, as in Kafka: retry
+            wait_until(lambda n=name, c=config: rest(urls["w2"], "POST", "/connectors", {"name": n, "config": c})[0] == 201,
+                       30, interval_s=0.5, what=f"{name} created")
         expected = {f"{n} line {j}".encode() for n in files for j in range(1000)}
         wait_until(lambda: _values(dev_node.bootstrap, "dist") >= expected, 60, interval_s=0.5, what="both files in the topic")
 
