@@ -37,6 +37,8 @@ from caudal.common.record_batch import decode_batch_into, iter_batches
 
 log = logging.getLogger(__name__)
 
+MISSING_TOPIC_RECHECK_MS = 500
+"""How soon to look again for a subscribed topic that does not exist yet."""
 GroupSteps = Generator[Awaitable[Any], Any, None]
 """I/O steps of a group operation: each yielded awaitable is run by the driver, its result sent back."""
 Offsets = Mapping[TopicPartition, Union[OffsetAndMetadata, int]]
@@ -170,8 +172,8 @@ class ConsumerCore:
         member = group.member
         member.last_poll = now
         if now >= self._next_metadata_check:
-            self._next_metadata_check = now + self.config.metadata_max_age_ms / 1000
             yield group.refresh_subscription()
+            self._schedule_metadata_check(now)
         if member.membership_lost:
             member.membership_lost = False
             lost = list(self.positions)
@@ -185,6 +187,7 @@ class ConsumerCore:
             yield from self._revoke(list(self.positions))
             group.owned = []
         assigned = yield group.rebalance()
+        self._schedule_metadata_check(now)
         owned = set(self.positions)
         revoked = [tp for tp in self.positions if tp not in set(assigned)]
         added = [tp for tp in assigned if tp not in owned]
@@ -196,6 +199,14 @@ class ConsumerCore:
         yield self.assign(assigned, start)
         self._next_auto_commit = now + self.config.auto_commit_interval_ms / 1000
         yield from self._notify("on_partitions_assigned", added if group.cooperative else list(assigned))
+
+    def _schedule_metadata_check(self, now: float) -> None:
+        """Next pattern/partition-count check: ``metadata_max_age_ms``, or soon while a topic is missing."""
+        assert self.group is not None
+        interval_ms = self.config.metadata_max_age_ms
+        if self.group.waiting_for_topics:
+            interval_ms = min(interval_ms, MISSING_TOPIC_RECHECK_MS)
+        self._next_metadata_check = now + interval_ms / 1000
 
     def _revoke(self, revoked: list[TopicPartition]) -> GroupSteps:
         """Commit what was consumed (auto-commit), tell the listener, then stop reading ``revoked``."""

@@ -82,8 +82,8 @@ class ConsumerCoordinator:
         self.topics: set[str] = set()
         self.pattern: Optional[re.Pattern[str]] = None
         self.owned: list[TopicPartition] = []
-        self._assigned_counts: dict[str, int] = {}
-        """Partition counts the leader assigned with, to notice topics growing (leader only)."""
+        self._seen_counts: Optional[dict[str, int]] = None
+        """Partition count per subscribed topic at the last check, to notice topics appearing or growing."""
 
     def subscribe(self, topics: Iterable[str], pattern: Optional[str]) -> None:
         self.topics = set(topics)
@@ -91,7 +91,11 @@ class ConsumerCoordinator:
         self.member.rejoin_needed = True
 
     async def refresh_subscription(self) -> None:
-        """Re-match the pattern and watch partition counts; a change asks for a rebalance."""
+        """Re-match the pattern and watch partition counts; a change asks for a rebalance.
+
+        A subscribed topic that does not exist yet counts as 0 partitions, so its
+        creation is a change like any other (the members rejoin and it is assigned).
+        """
         cluster = await (self.metadata.refresh_all() if self.pattern is not None else self.metadata.refresh(self.topics))
         if self.pattern is not None:
             matched = {t for t in cluster.partition_counts if self.pattern.fullmatch(t) and not t.startswith("__")}
@@ -99,8 +103,15 @@ class ConsumerCoordinator:
                 log.info("event=pattern_subscription_changed group=%s topics=%s", self.config.group_id, sorted(matched))
                 self.topics = matched
                 self.member.rejoin_needed = True
-        if self._assigned_counts and any(cluster.partition_counts.get(t) != n for t, n in self._assigned_counts.items()):
+        counts = {t: cluster.partition_counts.get(t, 0) for t in self.topics}
+        if self._seen_counts is not None and counts != self._seen_counts:
             self.member.rejoin_needed = True
+        self._seen_counts = counts
+
+    @property
+    def waiting_for_topics(self) -> bool:
+        """True while a subscribed topic does not exist (worth checking metadata more often)."""
+        return any(n == 0 for n in (self._seen_counts or {}).values())
 
     async def rebalance(self) -> list[TopicPartition]:
         """Join the group and return this member's partitions for the new generation."""
@@ -109,8 +120,6 @@ class ConsumerCoordinator:
         metadata = encode_subscription(subscription)
         protocols = [(a.name, metadata) for a in self.assignors]
         joined: Joined = await self.member.join(protocols, self._assign, self.config.max_poll_interval_ms / 1000)
-        if not joined.leader:
-            self._assigned_counts = {}
         self.owned = decode_assignment(joined.assignment)
         return list(self.owned)
 
@@ -121,7 +130,6 @@ class ConsumerCoordinator:
         counts = {t: cluster.partition_counts[t] for t in topics if t in cluster.partition_counts}
         assignor = next(a for a in self.assignors if a.name == protocol)
         assignment = assignor.assign(counts, subscriptions)
-        self._assigned_counts = counts
         log.info("event=group_assignment group=%s protocol=%s members=%d partitions=%d", self.config.group_id, protocol, len(members), sum(counts.values()))
         return {member_id: encode_assignment(parts) for member_id, parts in assignment.items()}
 

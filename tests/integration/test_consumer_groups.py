@@ -239,3 +239,15 @@ def test_asyncio_consumer_group_commits_and_resumes(dev_node) -> None:
     seen = [(r.partition, r.offset) for r in first + second]
     assert len(first) == 25 and len(second) == 15
     assert len(set(seen)) == 40
+
+
+def test_a_subscribed_topic_created_later_is_assigned(dev_node) -> None:
+    member = MemberThread(dev_node.bootstrap, "g-later", ["later"]).start()
+    try:
+        wait_until(lambda: member.listener.events, 20, what="the first (empty) assignment")
+        assert member.snapshot()[0] == set()
+        _topic(dev_node.bootstrap, "later", 2)
+        _produce(dev_node.bootstrap, "later", 10, 2)
+        wait_until(lambda: len(member.snapshot()[1]) == 10, 15, what="records of the topic created after subscribe")
+    finally:
+        _stop_all([member])
