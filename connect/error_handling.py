@@ -127,21 +127,30 @@ class ErrorHandler:
 
     def execute(self, stage: Stage, where: str, step: Callable[[], T], record: Any = None,
                 consumed: Optional[ConsumedRecord] = None) -> tuple[bool, Optional[T]]:
-        """(True, result) when ``step`` succeeded; (False, None) when it failed and was tolerated."""
+        """(True, result) when ``step`` succeeded; (False, None) when it failed and was tolerated.
+
+        The deadline is worked out only after a first retriable failure, so the per-record
+        path is a bare call.
+        """
+        try:
+            return True, step()
+        except RetriableError as exc:
+            error: Exception = exc
+        except Exception as exc:
+            return self._failed(stage, where, exc, record, consumed)
         deadline = self.clock() + self.policy.retry_timeout_ms / 1000
         delay_ms = INITIAL_RETRY_DELAY_MS
-        while True:
+        while self.policy.retry_timeout_ms < 0 or self.clock() + delay_ms / 1000 <= deadline:
+            if self.stopping.wait(delay_ms / 1000):
+                raise ToleranceExceeded(f"task stopped while retrying {stage.value}") from error
+            delay_ms = min(delay_ms * 2, self.policy.retry_delay_max_ms)
             try:
                 return True, step()
             except RetriableError as exc:
-                if self.policy.retry_timeout_ms < 0 or self.clock() + delay_ms / 1000 <= deadline:
-                    if self.stopping.wait(delay_ms / 1000):
-                        raise ToleranceExceeded(f"task stopped while retrying {stage.value}") from exc
-                    delay_ms = min(delay_ms * 2, self.policy.retry_delay_max_ms)
-                    continue
-                return self._failed(stage, where, exc, record, consumed)
+                error = exc
             except Exception as exc:
                 return self._failed(stage, where, exc, record, consumed)
+        return self._failed(stage, where, error, record, consumed)
 
     def _failed(self, stage: Stage, where: str, exc: Exception, record: Any,
                 consumed: Optional[ConsumedRecord]) -> tuple[bool, None]:

@@ -119,9 +119,20 @@ class WorkerTask:
             out["trace"] = self.trace
         return out
 
-    def convert_and_transform(self, record: Any, where: str, consumed: Optional[ConsumedRecord] = None) -> Any:
+    def transform(self, record: Any, where: str, consumed: Optional[ConsumedRecord] = None) -> Any:
+        if not self.transforms.stages:
+            return record
         ok, transformed = self.errors.execute(Stage.TRANSFORMATION, where, lambda: self.transforms.apply(record), record, consumed)
         return transformed if ok else None
+
+
+def partition_key(partition: dict[str, Any]) -> Any:
+    """A hashable identity for a source partition: its items when they are hashable (cheap, the
+    usual case of names and numbers), else its canonical JSON."""
+    try:
+        return tuple(sorted(partition.items()))
+    except TypeError:
+        return json.dumps(partition, sort_keys=True)
 
 
 class SubmittedOffsets:
@@ -129,11 +140,11 @@ class SubmittedOffsets:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[str, collections.deque[list[Any]]] = {}
-        self._partitions: dict[str, dict[str, Any]] = {}
+        self._pending: dict[Any, collections.deque[list[Any]]] = {}
+        self._partitions: dict[Any, dict[str, Any]] = {}
 
     def submit(self, partition: dict[str, Any], offset: dict[str, Any]) -> list[Any]:
-        key = json.dumps(partition, sort_keys=True)
+        key = partition_key(partition)
         entry = [offset, False]
         with self._lock:
             self._partitions[key] = partition
@@ -162,6 +173,7 @@ class WorkerSourceTask(WorkerTask):
         super().__init__(*args, **kwargs)
         self.offsets = offsets
         self.ensure_topic = ensure_topic
+        self._topics: set[str] = set()
         self.submitted = SubmittedOffsets()
         self.producer_failure: Optional[BaseException] = None
 
@@ -195,7 +207,7 @@ class WorkerSourceTask(WorkerTask):
     def _send(self, producer: Producer, record: SourceRecord) -> None:
         name = type(self.task).__name__
         entry = self.submitted.submit(record.source_partition, record.source_offset)
-        transformed = self.convert_and_transform(record, name)
+        transformed = self.transform(record, name)
         if transformed is None:
             self.submitted.ack(entry)
             return
@@ -210,7 +222,9 @@ class WorkerSourceTask(WorkerTask):
         if not (ok_key and ok_value):
             self.submitted.ack(entry)
             return
-        self.ensure_topic(transformed.topic)
+        if transformed.topic not in self._topics:
+            self.ensure_topic(transformed.topic)
+            self._topics.add(transformed.topic)
 
         def delivered(err: Optional[Exception], metadata: Any) -> None:
             if err is not None:
@@ -335,7 +349,7 @@ class WorkerSinkTask(WorkerTask):
             timestamp=original.timestamp, headers=original.headers, key_schema=key[0], value_schema=value[0],
             kafka_offset=original.offset,
         )
-        return self.convert_and_transform(record, type(self.sink).__name__, original)
+        return self.transform(record, type(self.sink).__name__, original)
 
     def send_to_dlq(self, topic: str, key: Optional[bytes], value: Optional[bytes], headers: list[tuple[str, Optional[bytes]]]) -> None:
         self._dlq_producer().send(topic, value, key=key, headers=headers).result(30)
