@@ -32,9 +32,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--replica-lag-time-max-ms", type=int, default=DEFAULT_REPLICA_LAG_TIME_MAX_MS,
         help="drop a follower from the ISR after this long without catching up (default 30000)",
     )
+    add_group_and_listener_arguments(p, GroupConfig.initial_rebalance_delay_ms)
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=main)
+
+
+def add_group_and_listener_arguments(p: argparse.ArgumentParser, initial_rebalance_delay_ms: int) -> None:
+    """Flags ``caudal broker`` and ``caudal dev`` share (the latter with no initial rebalance delay)."""
     p.add_argument(
-        "--group-initial-rebalance-delay-ms", type=int, default=GroupConfig.initial_rebalance_delay_ms,
-        help="how long a new group's first rebalance waits for more members to join (default 3000)",
+        "--group-initial-rebalance-delay-ms", type=int, default=initial_rebalance_delay_ms,
+        help=f"how long a new group's first rebalance waits for more members to join (default {initial_rebalance_delay_ms})",
     )
     p.add_argument(
         "--offsets-retention-minutes", type=int, default=GroupConfig.offsets_retention_ms // 60_000,
@@ -44,8 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--advertised-listener", default=None, metavar="HOST:PORT",
         help="the address clients and brokers are told to use, if not the listening one (Kafka's advertised.listeners)",
     )
-    p.add_argument("--log-level", default="INFO")
-    p.set_defaults(func=main)
+
+
+def group_config(args: argparse.Namespace) -> GroupConfig:
+    return GroupConfig(
+        initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
+        offsets_retention_ms=args.offsets_retention_minutes * 60_000,
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,10 +71,7 @@ async def _run(args: argparse.Namespace) -> int:
     broker = BrokerServer(
         args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
         maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
-        group_config=GroupConfig(
-            initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
-            offsets_retention_ms=args.offsets_retention_minutes * 60_000,
-        ),
+        group_config=group_config(args),
         advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()

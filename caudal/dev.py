@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
-from caudal.broker.group import GroupConfig
+from caudal.broker.main import add_group_and_listener_arguments, group_config
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
 from caudal.common import logs
 from caudal.common.tasks import stop_on_signals
@@ -43,19 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAINTENANCE_INTERVAL_MS,
         help="how often retention and compaction run (log.retention.check.interval.ms, default 300000)",
     )
-    p.add_argument(
-        "--group-initial-rebalance-delay-ms", type=int, default=0,
-        help="how long a new group's first rebalance waits for more members (default 0 here, as in Kafka's "
-        "development server.properties; 3000 on `caudal broker`)",
-    )
-    p.add_argument(
-        "--offsets-retention-minutes", type=int, default=GroupConfig.offsets_retention_ms // 60_000,
-        help="how long an empty group keeps its committed offsets (default 10080 = 7 days)",
-    )
-    p.add_argument(
-        "--advertised-listener", default=None, metavar="HOST:PORT",
-        help="the address clients and brokers are told to use, if not the listening one (Kafka's advertised.listeners)",
-    )
+    # no initial rebalance delay here, as in Kafka's development server.properties
+    add_group_and_listener_arguments(p, 0)
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -76,10 +65,7 @@ async def _run(args: argparse.Namespace) -> int:
     )
     broker = BrokerServer(
         NODE_ID, args.host, args.port, data_dir / "broker", maintenance_interval_ms=args.retention_check_interval_ms,
-        group_config=GroupConfig(
-            initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
-            offsets_retention_ms=args.offsets_retention_minutes * 60_000,
-        ),
+        group_config=group_config(args),
         advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()

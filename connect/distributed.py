@@ -34,8 +34,7 @@ from caudal.client.cluster import MetadataManager
 from caudal.client.group_member import GroupMember, MembershipConfig
 from caudal.connect import connector_offsets
 from caudal.connect.herder import ConnectRestError, State, TargetState, not_found
-from caudal.connect.plugins import plugins
-from caudal.connect.standalone import check_valid, connector_definition, validation
+from caudal.connect.standalone import PluginQueries, check_valid, connector_definition
 from caudal.connect.topic_log import TopicLog
 from caudal.connect.worker import Worker
 
@@ -57,7 +56,7 @@ def assign_round_robin(members: list[str], connectors: list[str], tasks: list[tu
     return out
 
 
-class DistributedHerder:
+class DistributedHerder(PluginQueries):
     """The Herder of one member of a distributed Connect cluster."""
 
     def __init__(self, worker: Worker, config: dict[str, Any], configs: TopicLog, statuses: TopicLog) -> None:
@@ -382,12 +381,3 @@ class DistributedHerder:
         if self._target(name) is not TargetState.STOPPED:
             raise connector_offsets.stopped_required(name)
         return await connector_offsets.reset(self.worker.offsets, self.worker.bootstrap, name, self._kind(name))
-
-    def plugins(self, connectors_only: bool = True) -> list[dict[str, str]]:
-        return plugins()
-
-    async def validate(self, plugin: str, config: dict[str, str]) -> dict[str, Any]:
-        try:
-            return validation(plugin, config)
-        except Exception as exc:
-            raise ConnectRestError(400, str(exc)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from prometheus_client import start_http_server
 
@@ -59,17 +59,27 @@ def _bootstrap(config: dict[str, Any]) -> str:
     return ",".join(servers) if isinstance(servers, list) else str(servers)
 
 
-async def _serve(herder: Any, config: dict[str, Any], mode: str, connectors: int) -> RestServer:
-    """Bind the REST listener (its address is the worker id), export metrics, log readiness."""
+async def _run(herder: Any, config: dict[str, Any], mode: str, begin: Callable[[], Awaitable[int]]) -> int:
+    """Serve REST (its address is the worker id), export metrics, ``begin`` the mode's work, run until
+    SIGTERM/SIGINT, then stop the herder (and its connectors) before the REST listener."""
+    stop = stop_on_signals()
     rest = RestServer(herder, list(config["listeners"]))
-    urls = await rest.start()
-    herder.worker.worker_id = herder.worker_id = urls[0].split("://", 1)[1]
-    if int(config.get("metrics.port", -1)) >= 0:
-        register_worker_metrics(herder)
-        start_http_server(int(config["metrics.port"]))
-    herder.url = urls[0]
-    log.info("event=listening listen=%s mode=%s connectors=%d", urls[0], mode, connectors)
-    return rest
+    try:
+        urls = await rest.start()
+        herder.worker.worker_id = herder.worker_id = urls[0].split("://", 1)[1]
+        herder.url = urls[0]
+        if int(config.get("metrics.port", -1)) >= 0:
+            register_worker_metrics(herder)
+            start_http_server(int(config["metrics.port"]))
+        log.info("event=listening listen=%s mode=%s", urls[0], mode)
+        status = await begin()
+        if status == 0:
+            await stop.wait()
+            log.info("event=shutdown_requested")
+        return status
+    finally:
+        await herder.stop()
+        await rest.stop()
 
 
 async def _run_distributed(config: dict[str, Any]) -> int:
@@ -82,32 +92,26 @@ async def _run_distributed(config: dict[str, Any]) -> int:
     worker = Worker("", config, offsets)
     herder = DistributedHerder(worker, config, configs, statuses)
     configs.on_change = herder.on_config_change
-    stop = stop_on_signals()
-    rest = None
-    try:
-        rest = await _serve(herder, config, "distributed", 0)
-        for topic_log in (offsets.log, configs, statuses):
+    topic_logs = (offsets.log, configs, statuses)
+
+    async def begin() -> int:
+        for topic_log in topic_logs:
             await asyncio.to_thread(topic_log.start)
         await herder.start(herder.url)
         log.info("event=ready listen=%s mode=distributed group=%s", herder.url, config["group.id"])
-        await stop.wait()
-        log.info("event=shutdown_requested")
+        return 0
+
+    try:
+        return await _run(herder, config, "distributed", begin)
     finally:
-        await herder.stop()
-        if rest is not None:
-            await rest.stop()
-        for topic_log in (offsets.log, configs, statuses):
+        for topic_log in topic_logs:
             await asyncio.to_thread(topic_log.stop)
-    return 0
 
 
 async def _run_standalone(config: dict[str, Any], connectors: list[dict[str, str]]) -> int:
-    rest = None
-    worker = Worker("", config, FileOffsetStore(config["offset.storage.file.filename"]))
-    herder = StandaloneHerder(worker)
-    stop = stop_on_signals()
-    try:
-        rest = await _serve(herder, config, "standalone", len(connectors))
+    herder = StandaloneHerder(Worker("", config, FileOffsetStore(config["offset.storage.file.filename"])))
+
+    async def begin() -> int:
         for connector in connectors:
             name = connector.get("name", "")
             try:
@@ -116,10 +120,6 @@ async def _run_standalone(config: dict[str, Any], connectors: list[dict[str, str
                 log.error("event=connector_rejected connector=%s error=%r", name, exc.message)
                 return 1
         log.info("event=ready listen=%s mode=standalone connectors=%d", herder.url, len(connectors))
-        await stop.wait()
-        log.info("event=shutdown_requested")
-    finally:
-        await herder.stop()
-        if rest is not None:
-            await rest.stop()
-    return 0
+        return 0
+
+    return await _run(herder, config, "standalone", begin)

@@ -63,7 +63,20 @@ def check_valid(config: dict[str, str]) -> None:
         )
 
 
-class StandaloneHerder:
+class PluginQueries:
+    """The plugin endpoints, answered the same by every kind of herder."""
+
+    def plugins(self, connectors_only: bool = True) -> list[dict[str, str]]:
+        return plugins()
+
+    async def validate(self, plugin: str, config: dict[str, str]) -> dict[str, Any]:
+        try:
+            return validation(plugin, config)
+        except Exception as exc:
+            raise ConnectRestError(400, str(exc)) from None
+
+
+class StandaloneHerder(PluginQueries):
     """The Herder of a one-worker cluster (see ``connect/herder.py`` for the contract)."""
 
     def __init__(self, worker: Worker, cluster_id: str = "") -> None:
@@ -221,17 +234,6 @@ class StandaloneHerder:
         async with self._lock:
             runtime = self._require_stopped(name)
             return await connector_offsets.reset(self.worker.offsets, self.worker.bootstrap, name, runtime.kind)
-
-    # ---- plugins ------------------------------------------------------------------------
-
-    def plugins(self, connectors_only: bool = True) -> list[dict[str, str]]:
-        return plugins()
-
-    async def validate(self, plugin: str, config: dict[str, str]) -> dict[str, Any]:
-        try:
-            return validation(plugin, config)
-        except Exception as exc:
-            raise ConnectRestError(400, str(exc)) from None
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.worker.stop)
