@@ -330,6 +330,7 @@ class GroupCoordinator:
         except Exception as exc:
             code, message = error_fields(exc, "JoinGroup")
             return pb.JoinGroupResponse(error_code=code, error_message=message, member_id=request.member_id, generation_id=-1)
+        created = group is None
         if group is None:
             group = self.groups[request.group_id] = Group(request.group_id, self.config, _new_member_id, self.clock())
         join = JoinRequest(
@@ -339,6 +340,9 @@ class GroupCoordinator:
             protocol_type=request.protocol_type, protocols=[(p.name, p.metadata) for p in request.protocols],
         )
         member_id, immediate, effects = group.join(join, self.clock())
+        if created and immediate is not None and immediate.error:
+            del self.groups[group.group_id]  # a rejected first join leaves no empty group behind
+            return _join_response(immediate)
         if immediate is not None:
             error = await self._settle(group, effects)
             if error:
