@@ -210,11 +210,16 @@ def _bench_consumer(args: argparse.Namespace, **options: object) -> Consumer:
 def _drain(
     consumer: Consumer, wanted: Callable[[int], bool], timeout_ms: int, on_records: Callable[[int], None] = lambda n: None
 ) -> tuple[int, int, float, float]:
-    """Poll while ``wanted(records so far)`` and records keep coming: (records, bytes, first, last)."""
+    """Poll while ``wanted(records so far)`` and records keep coming: (records, bytes, first, last).
+
+    ``first`` is when the poll that returned the first records began, so the time to fetch
+    them counts (timing from its return would make the first batch free).
+    """
     count = total_bytes = 0
     first = last = time.monotonic()
     idle_since = first
     while wanted(count):
+        poll_started = time.monotonic()
         records = consumer.poll(timeout_ms=200)
         now = time.monotonic()
         if not records:
@@ -222,7 +227,7 @@ def _drain(
                 break
             continue
         if not count:
-            first = now - 1e-6
+            first = poll_started
         idle_since = last = now
         count += len(records)
         total_bytes += sum(len(r.value or b"") for r in records)
