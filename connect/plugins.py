@@ -1,7 +1,8 @@
 """Finding connector classes by the names users write in ``connector.class``.
 
-Kafka users write Java class names (``org.apache.kafka.connect.file.FileStreamSourceConnector``)
-or Kafka's short aliases (``FileStreamSource``); Python users write a dotted
+Kafka users write Java class names (``org.apache.kafka.connect.file.FileStreamSourceConnector``,
+``io.confluent.connect.jdbc.JdbcSourceConnector``) or Kafka's short aliases (``FileStreamSource``,
+``JdbcSource``); Python users write a dotted
 path (``pkg.mod.Class`` or ``pkg.mod:Class``) or the name their package
 registered under the ``caudal.connectors`` entry-point group, which is how a
 pip-installed connector becomes visible without configuring ``plugin.path``.
@@ -19,16 +20,22 @@ from typing import Any
 
 from caudal.connect.api import ConnectError, Connector, SinkConnector, SourceConnector
 from caudal.connect.file_connectors import FileStreamSinkConnector, FileStreamSourceConnector
+from caudal.connect.jdbc_sink import JdbcSinkConnector
+from caudal.connect.jdbc_source import JdbcSourceConnector
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "caudal.connectors"
 
-_KAFKA_PACKAGE = "org.apache.kafka.connect.file"
-_BUNDLED: dict[str, type[Connector]] = {
-    f"{_KAFKA_PACKAGE}.{cls.__name__}": cls for cls in (FileStreamSourceConnector, FileStreamSinkConnector)
+_JAVA_PACKAGES: dict[str, tuple[type[Connector], ...]] = {
+    "org.apache.kafka.connect.file": (FileStreamSourceConnector, FileStreamSinkConnector),
+    "io.confluent.connect.jdbc": (JdbcSourceConnector, JdbcSinkConnector),
 }
-"""The bundled connectors by their Kafka class name, which is what ``/connector-plugins`` reports."""
+_BUNDLED: dict[str, type[Connector]] = {
+    f"{package}.{cls.__name__}": cls for package, classes in _JAVA_PACKAGES.items() for cls in classes
+}
+"""The bundled connectors by their Java class name (Kafka's or Confluent's), which is what
+``/connector-plugins`` reports."""
 
 
 def _aliases(kafka_name: str) -> list[str]:
