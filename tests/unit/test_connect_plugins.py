@@ -125,6 +125,8 @@ def test_bundled_connectors_resolve_without_package_metadata(monkeypatch: pytest
     _use_entry_points(monkeypatch)
     assert connector_class("FileStreamSource") is FileStreamSourceConnector
     assert [p["class"] for p in plugins()] == [
+        "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "io.confluent.connect.jdbc.JdbcSourceConnector",
         "org.apache.kafka.connect.file.FileStreamSinkConnector",
         "org.apache.kafka.connect.file.FileStreamSourceConnector",
     ]
@@ -146,6 +148,8 @@ def test_plugins_lists_bundled_and_entry_point_connectors_sorted(monkeypatch: py
     listed = plugins()
     assert listed == sorted(
         [
+            {"class": "io.confluent.connect.jdbc.JdbcSinkConnector", "type": "sink", "version": caudal.__version__},
+            {"class": "io.confluent.connect.jdbc.JdbcSourceConnector", "type": "source", "version": caudal.__version__},
             {"class": "org.apache.kafka.connect.file.FileStreamSinkConnector", "type": "sink",
              "version": caudal.__version__},
             {"class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "type": "source",
