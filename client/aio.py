@@ -61,7 +61,7 @@ class AIOProducer:
         if self._task is None:
             raise InvalidRequestError("call start() (or use `async with`) before send()")
         core = self._core
-        count = core.cached_partition_count(topic) or await core.partition_count(topic)
+        count = core.cached_partition_count(topic, partition) or await core.partition_count(topic, partition)
         future, ready_at = core.enqueue(topic, value, key, headers, partition, timestamp_ms, on_delivery, count)
         if ready_at is not None:
             core.sender.wakeup()

@@ -47,11 +47,16 @@ class ProducerCore:
         self._tps: dict[str, list[TopicPartition]] = {}
         self._max_block_s = config.max_block_ms / 1000
 
-    def cached_partition_count(self, topic: str) -> int | None:
-        return self.metadata.cluster.partition_counts.get(topic)
+    def cached_partition_count(self, topic: str, partition: Optional[int] = None) -> int | None:
+        """The cached partition count, or None when it is unknown or too small for ``partition``."""
+        count = self.metadata.cluster.partition_counts.get(topic)
+        if count is None or (partition is not None and partition >= count):
+            return None
+        return count
 
-    async def partition_count(self, topic: str) -> int:
-        """The topic's partition count, waiting up to ``max_block_ms`` for it to appear in metadata."""
+    async def partition_count(self, topic: str, partition: Optional[int] = None) -> int:
+        """The topic's partition count, refreshing metadata for up to ``max_block_ms`` until the topic
+        exists and, for an explicit ``partition``, has it (a topic that just grew, as in Kafka)."""
         deadline = time.monotonic() + self._max_block_s
         backoff = self.config.retry_backoff_ms / 1000
         last: Exception | None = None
@@ -62,9 +67,11 @@ class ProducerCore:
                 last = e
             else:
                 count = cluster.partition_counts.get(topic)
-                if count is not None:
+                if count is not None and (partition is None or partition < count):
                     return count
                 last = cluster.topic_errors.get(topic, last)
+                if count is not None:
+                    last = UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count}")
             if time.monotonic() + backoff >= deadline:
                 raise KafkaTimeoutError(f"Topic {topic} not present in metadata after {self.config.max_block_ms} ms ({last})")
             await asyncio.sleep(backoff)
@@ -141,7 +148,7 @@ class Producer:
     ) -> FutureRecordMetadata:
         """Queue a record; the future resolves when the broker acknowledges it (per ``acks``)."""
         core = self._core
-        count = core.cached_partition_count(topic) or self._io.run(core.partition_count(topic))
+        count = core.cached_partition_count(topic, partition) or self._io.run(core.partition_count(topic, partition))
         future, ready_at = core.enqueue(topic, value, key, headers, partition, timestamp_ms, on_delivery, count)
         if ready_at is not None:
             sender = self._sender

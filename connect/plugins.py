@@ -19,9 +19,13 @@ import logging
 from typing import Any
 
 from caudal.connect.api import ConnectError, Connector, SinkConnector, SourceConnector
-from caudal.connect.file_connectors import FileStreamSinkConnector, FileStreamSourceConnector
+from caudal.connect.file_connectors import (
+    FileStreamSinkConnector,
+    FileStreamSourceConnector,
+)
 from caudal.connect.jdbc_sink import JdbcSinkConnector
 from caudal.connect.jdbc_source import JdbcSourceConnector
+from caudal.connect.mirror import MirrorCheckpointConnector, MirrorSourceConnector
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ ENTRY_POINT_GROUP = "caudal.connectors"
 _JAVA_PACKAGES: dict[str, tuple[type[Connector], ...]] = {
     "org.apache.kafka.connect.file": (FileStreamSourceConnector, FileStreamSinkConnector),
     "io.confluent.connect.jdbc": (JdbcSourceConnector, JdbcSinkConnector),
+    "org.apache.kafka.connect.mirror": (MirrorSourceConnector, MirrorCheckpointConnector),
 }
 _BUNDLED: dict[str, type[Connector]] = {
     f"{package}.{cls.__name__}": cls for package, classes in _JAVA_PACKAGES.items() for cls in classes

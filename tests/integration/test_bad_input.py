@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
 from caudal.common.errors import (
     ErrorCode,
     InvalidConfigError,
     InvalidPartitionsError,
     InvalidTopicError,
+    KafkaTimeoutError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -172,3 +172,13 @@ def test_admin_errors_and_changes(dev_node, topic) -> None:
         assert consumer.end_offsets([tp])[tp] == 0, "a re-created topic starts empty"
     finally:
         consumer.close()
+
+
+def test_producer_sees_partitions_added_after_it_first_wrote(dev_node, topic) -> None:
+    with Producer(bootstrap_servers=dev_node.bootstrap, max_block_ms=2000) as producer:
+        assert producer.send(topic, b"first", partition=0).result(10).partition == 0
+        with AdminClient(bootstrap_servers=dev_node.bootstrap) as admin:
+            admin.create_partitions({topic: 3})[topic].result()
+        assert producer.send(topic, b"new", partition=2).result(10).partition == 2, "the cached count was refreshed"
+        with pytest.raises(KafkaTimeoutError, match="Partition 7 of topic"):
+            producer.send(topic, b"nowhere", partition=7)

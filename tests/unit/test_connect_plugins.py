@@ -129,6 +129,8 @@ def test_bundled_connectors_resolve_without_package_metadata(monkeypatch: pytest
         "io.confluent.connect.jdbc.JdbcSourceConnector",
         "org.apache.kafka.connect.file.FileStreamSinkConnector",
         "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "org.apache.kafka.connect.mirror.MirrorCheckpointConnector",
+        "org.apache.kafka.connect.mirror.MirrorSourceConnector",
     ]
 
 
@@ -153,6 +155,10 @@ def test_plugins_lists_bundled_and_entry_point_connectors_sorted(monkeypatch: py
             {"class": "org.apache.kafka.connect.file.FileStreamSinkConnector", "type": "sink",
              "version": caudal.__version__},
             {"class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "type": "source",
+             "version": caudal.__version__},
+            {"class": "org.apache.kafka.connect.mirror.MirrorCheckpointConnector", "type": "source",
+             "version": caudal.__version__},
+            {"class": "org.apache.kafka.connect.mirror.MirrorSourceConnector", "type": "source",
              "version": caudal.__version__},
             {"class": f"{HERE}.EchoSource", "type": "source", "version": "7.7"},
             {"class": f"{HERE}.Outer.InnerSink", "type": "sink", "version": caudal.__version__},
