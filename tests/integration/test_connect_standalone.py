@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import pytest
+from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
 from connect_workers import ConnectWorker, rest
 from nodes import wait_until
+from prometheus_client.parser import text_string_to_metric_families
 
-from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
+from caudal.local_cluster import free_port
 
 
 @pytest.fixture
@@ -133,5 +136,32 @@ def test_rest_api_manages_connectors(dev_node, worker_dir) -> None:
         status, plugins = rest(worker.url, "GET", "/connector-plugins")
         assert {"org.apache.kafka.connect.file.FileStreamSourceConnector", "org.apache.kafka.connect.file.FileStreamSinkConnector"} <= {
             p["class"] for p in plugins}
+    finally:
+        worker.stop()
+
+
+def test_worker_metrics_report_task_states_and_records(dev_node, worker_dir) -> None:
+    port = free_port()
+    source = worker_dir / "metrics-in.txt"
+    source.write_text("".join(f"m{i}\n" for i in range(50)))
+    connector = {"name": "metered", "connector.class": "FileStreamSource", "file": str(source), "topic": "metered"}
+    worker = ConnectWorker(worker_dir, dev_node.bootstrap, [connector], **{"metrics.port": str(port)}).run()
+
+    def samples() -> dict[tuple[str, tuple], float]:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body) for s in family.samples}
+
+    try:
+        def written() -> dict | None:
+            found = samples()
+            key = ("caudal_connect_task_records_total", (("connector", "metered"), ("kind", "source"), ("task", "0")))
+            return found if found.get(key) == 50 else None
+
+        found = wait_until(written, 30, what="50 records counted")
+        assert found[("caudal_connect_connector_status", (("connector", "metered"), ("state", "RUNNING")))] == 1
+        assert found[("caudal_connect_task_status", (("connector", "metered"), ("state", "RUNNING"), ("task", "0")))] == 1
+        assert found[("caudal_connect_task_status", (("connector", "metered"), ("state", "FAILED"), ("task", "0")))] == 0
+        assert found[("caudal_connect_task_record_errors_total", (("connector", "metered"), ("task", "0")))] == 0
     finally:
         worker.stop()

@@ -19,7 +19,8 @@ def _properties(path: Path, values: dict[str, str]) -> Path:
 class ConnectWorker(NodeProcess):
     """A ``caudal connect standalone`` process; ``url`` is its REST address once ready."""
 
-    def __init__(self, tmp: Path, bootstrap: str, connectors: list[dict[str, str]], name: str = "worker") -> None:
+    def __init__(self, tmp: Path, bootstrap: str, connectors: list[dict[str, str]], name: str = "worker",
+                 **worker_config: str) -> None:
         worker = _properties(tmp / f"{name}.properties", {
             "bootstrap.servers": bootstrap,
             "key.converter": "org.apache.kafka.connect.storage.StringConverter",
@@ -27,6 +28,7 @@ class ConnectWorker(NodeProcess):
             "offset.storage.file.filename": str(tmp / f"{name}.offsets"),
             "offset.flush.interval.ms": "500",
             "listeners": f"http://127.0.0.1:{free_port()}",
+            **worker_config,
         })
         files = [str(_properties(tmp / f"{c['name']}.properties", c)) for c in connectors]
         super().__init__(name, ["connect", "standalone", str(worker), *files], tmp / f"{name}.log")
