@@ -72,9 +72,13 @@ def test_graceful_shutdown_exits_zero_and_keeps_data(tmp_path) -> None:
             offsets = [producer.send("t", value=str(i).encode()).result(timeout=10).offset for i in range(10)]
         assert offsets == list(range(10))
         assert node.stop() == 0
+        log_before_restart = node.log_path.stat().st_size
         node.start()
         by_partition = _read_all(node.bootstrap, "t", 10, timeout_s=30, partitions=1)
         assert [r.value for r in by_partition[0]] == [str(i).encode() for i in range(10)]
+        restart_log = node.log_path.read_bytes()[log_before_restart:].decode()
+        assert "event=fenced_for_shutdown" in node.log_path.read_text()
+        assert "DUPLICATE_BROKER_REGISTRATION" not in restart_log, "a clean stop must not make the restart wait out a session"
     finally:
         node.stop()
 
