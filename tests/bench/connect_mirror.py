@@ -7,7 +7,7 @@ Fills a new one-partition topic of the source cluster with ``--records``
 with a MirrorSourceConnector for that topic (ByteArrayConverter, so bytes pass
 through), and reports records/s from the worker's start to the moment the
 remote topic's end offset reaches the record count (the same measure as
-``connect_filestream.py``).
+``connect_sources.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from connect_filestream import _wait_for as wait_for_end_offset
+from connect_sources import _wait_for as wait_for_end_offset
 
 from caudal.client import AdminClient, NewTopic, Producer
 from caudal.local_cluster import free_port
