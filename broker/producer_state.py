@@ -3,7 +3,7 @@
 An idempotent producer stamps every batch with its producer id, producer epoch and
 the sequence number of the batch's first record (per partition, +1 per record). A
 partition replica remembers, for each producer id, the current epoch and the last
-``NUM_BATCHES_TO_RETAIN`` (5) batches it appended. With that the leader can tell,
+``NUM_BATCHES_TO_RETAIN`` (32) batches it appended. With that the leader can tell,
 before appending a produce payload:
 
 * a **retry** of a batch already in the log (its acknowledgement was lost) - answer
@@ -13,16 +13,19 @@ before appending a produce payload:
 * a **zombie** producer whose epoch was bumped by a newer incarnation -
   INVALID_PRODUCER_EPOCH (fenced).
 
-Five is enough because a Kafka producer keeps at most five requests in flight per
-connection (``max.in.flight.requests.per.connection <= 5`` with idempotence), so a
-retry can only ever concern one of the last five batches.
+A retry can only concern batches that were unacknowledged together. A Kafka
+producer keeps at most five requests in flight per connection
+(``max.in.flight.requests.per.connection <= 5`` with idempotence); caudal's
+producer keeps one request in flight per partition but packs up to 32 ready
+batches into it (see ``client/sender.py``), so the window is 32 — which covers
+both.
 
 This module is pure (no I/O, no clock); one ``ProducerStateTable`` per partition
 replica, owned by whoever serialises appends to that partition. The leader calls
 ``check`` before an append and ``record`` after it; followers ``record`` what they
 replicate; after a restart or a log truncation the table is ``rebuild``-t from the
-headers of the log, oldest first. Per batch the work is O(1): a dict lookup and a scan
-of at most five retained entries; records are never looked at.
+headers of the log, oldest first. Per batch the work is a dict lookup and a scan of at
+most 32 retained entries; records are never looked at.
 
 Deliberate differences from Kafka: there are no snapshot files (the table is rebuilt
 from the log), no producer-id expiration, and a producer id unknown to the table must
@@ -36,7 +39,12 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from caudal.common.errors import CaudalError, ErrorCode, OutOfOrderSequenceError, error_for
+from caudal.common.errors import (
+    CaudalError,
+    ErrorCode,
+    OutOfOrderSequenceError,
+    error_for,
+)
 from caudal.common.record_batch import BatchHeader
 
 __all__ = [
@@ -44,8 +52,10 @@ __all__ = [
     "increment_sequence", "next_sequence",
 ]
 
-NUM_BATCHES_TO_RETAIN = 5
-"""Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN: the producer's in-flight limit."""
+NUM_BATCHES_TO_RETAIN = 32
+"""How many batches of a producer a replica remembers per partition: the most a producer may
+have unacknowledged at once (Kafka's is 5, its in-flight request limit; caudal's producer
+sends up to 32 batches of a partition in its one in-flight request)."""
 
 _INT32_MAX = (1 << 31) - 1
 _NO_SEQUENCE = -1
@@ -99,9 +109,9 @@ class _Entry:
 
     __slots__ = ("batches", "epoch")
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, retain: int) -> None:
         self.epoch = epoch
-        self.batches: deque[BatchMetadata] = deque(maxlen=NUM_BATCHES_TO_RETAIN)
+        self.batches: deque[BatchMetadata] = deque(maxlen=retain)
 
 
 def _find_duplicate(batches: Sequence[BatchMetadata], first_seq: int, last_seq: int) -> int:
@@ -123,15 +133,16 @@ def _is_checked(header: BatchHeader) -> bool:
 
 
 class ProducerStateTable:
-    """Per-partition-replica producer state: epoch and last five batches per producer id.
+    """Per-partition-replica producer state: epoch and last ``retain`` batches per producer id.
 
     Not thread-safe: use it from the one task that serialises appends to the partition.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "retain")
 
-    def __init__(self) -> None:
+    def __init__(self, retain: int = NUM_BATCHES_TO_RETAIN) -> None:
         self._entries: dict[int, _Entry] = {}
+        self.retain = retain
 
     # ----------------------------------------------------------------- leader side
 
@@ -228,7 +239,7 @@ class ProducerStateTable:
                         f"{first_seq} (last appended sequence {last})"
                     )
             meta = BatchMetadata(first_seq, last_seq, header.base_offset, header.last_offset)
-            pending[pid] = (epoch, (*retained, meta)[-NUM_BATCHES_TO_RETAIN:])
+            pending[pid] = (epoch, (*retained, meta)[-self.retain:])
         return duplicate_of
 
     # ------------------------------------------------------------ every replica
@@ -251,7 +262,7 @@ class ProducerStateTable:
         epoch = header.producer_epoch
         entry = self._entries.get(pid)
         if entry is None:
-            entry = self._entries[pid] = _Entry(epoch)
+            entry = self._entries[pid] = _Entry(epoch, self.retain)
         elif entry.epoch != epoch:
             entry.epoch = epoch
             entry.batches.clear()
@@ -272,9 +283,9 @@ class ProducerStateTable:
         self._entries.clear()
 
     @classmethod
-    def rebuild(cls, headers: Iterable[BatchHeader]) -> ProducerStateTable:
+    def rebuild(cls, headers: Iterable[BatchHeader], retain: int = NUM_BATCHES_TO_RETAIN) -> ProducerStateTable:
         """A table replayed from the log's batch headers, oldest first (after a restart or a truncation)."""
-        table = cls()
+        table = cls(retain)
         table.record_all(headers)
         return table
 

@@ -195,14 +195,14 @@ class RecordAccumulator:
             self._space_waiters -= 1
 
     def drain(
-        self, now: float, muted: set[TopicPartition], max_bytes: int
+        self, now: float, muted: set[TopicPartition], max_bytes: int, max_batches: int | None = None
     ) -> tuple[dict[TopicPartition, list[ProducerBatch]], float | None]:
         """Ready batches per partition (skipping ``muted`` ones, which have a request in flight),
         and the seconds until the next batch becomes ready by linger (None if nothing waits).
 
-        A partition's ready batches go out together, up to ``max_bytes`` per
-        partition: while one request is in flight the next one grows, so
-        throughput adapts to the round trip instead of being capped by it.
+        A partition's ready batches go out together, up to ``max_bytes`` and
+        ``max_batches`` per partition: while one request is in flight the next one
+        grows, so throughput adapts to the round trip instead of being capped by it.
         """
         ready: dict[TopicPartition, list[ProducerBatch]] = {}
         next_delay: float | None = None
@@ -217,11 +217,15 @@ class RecordAccumulator:
             while (
                 queue and queue[0].closed and bool(queue[0].attempts) == retrying
                 and (not taken or total + queue[0].size <= max_bytes)
+                and (max_batches is None or len(taken) < max_batches)
             ):
                 batch = queue.popleft()
                 taken.append(batch)
                 total += batch.size
-            if queue and not retrying and (not taken or total + queue[0].size <= max_bytes):
+            if (
+                queue and not retrying and (not taken or total + queue[0].size <= max_bytes)
+                and (max_batches is None or len(taken) < max_batches)
+            ):
                 head = queue[0]
                 waited = now - head.created
                 if self.flushing or waited >= self.linger_s:

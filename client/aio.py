@@ -24,10 +24,15 @@ from typing import Any, AsyncIterator, Iterable, Optional
 from caudal.client.accumulator import DeliveryCallback, FutureRecordMetadata
 from caudal.client.admin import AIOAdminClient
 from caudal.client.config import ConsumerConfig, ProducerConfig, build_config
-from caudal.client.consumer import ConsumerCore, GroupSteps, Offsets, _quietly, next_step
+from caudal.client.consumer import ConsumerCore, GroupSteps, Offsets, next_step, quietly
 from caudal.client.fetcher import EARLIEST, LATEST
 from caudal.client.producer import Header, ProducerCore
-from caudal.client.structs import ConsumerRecord, OffsetAndMetadata, RecordMetadata, TopicPartition
+from caudal.client.structs import (
+    ConsumerRecord,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicPartition,
+)
 from caudal.common.errors import CaudalError, InvalidRequestError, KafkaTimeoutError
 
 log = logging.getLogger(__name__)
@@ -148,6 +153,7 @@ class AIOConsumer:
         self._core = ConsumerCore(self.config, self._data.set, _call_now)
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._commits: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         if self._task is None:
@@ -229,7 +235,9 @@ class AIOConsumer:
         offsets = self._core.auto_commit_due(now)
         if offsets:
             assert self._core.group is not None
-            asyncio.ensure_future(_quietly(self._core.group.commit(offsets), "auto-commit"))
+            commit = asyncio.ensure_future(quietly(self._core.group.commit(offsets), "auto-commit"))
+            self._commits.add(commit)  # the loop keeps only a weak reference to a task
+            commit.add_done_callback(self._commits.discard)
         while True:
             records = self._core.take(limit)
             if records or asyncio.get_running_loop().time() >= deadline:

@@ -23,7 +23,17 @@ import inspect
 import logging
 import threading
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Optional, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+    Optional,
+    Union,
+)
 
 from caudal.client._transport import Connections, parse_bootstrap
 from caudal.client.cluster import MetadataManager
@@ -31,7 +41,12 @@ from caudal.client.config import ConsumerConfig, build_config
 from caudal.client.consumer_coordinator import ConsumerCoordinator
 from caudal.client.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher
 from caudal.client.io_thread import IOThread
-from caudal.client.structs import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata, TopicPartition
+from caudal.client.structs import (
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 from caudal.common.errors import CaudalError, InvalidRequestError, KafkaTimeoutError
 from caudal.common.record_batch import decode_batch_into, iter_batches
 
@@ -189,7 +204,8 @@ class ConsumerCore:
         assigned = yield group.rebalance()
         self._schedule_metadata_check(now)
         owned = set(self.positions)
-        revoked = [tp for tp in self.positions if tp not in set(assigned)]
+        keep = set(assigned)
+        revoked = [tp for tp in self.positions if tp not in keep]
         added = [tp for tp in assigned if tp not in owned]
         if revoked:
             yield from self._revoke(revoked)
@@ -212,12 +228,13 @@ class ConsumerCore:
         """Commit what was consumed (auto-commit), tell the listener, then stop reading ``revoked``."""
         group = self.group
         assert group is not None
+        gone = set(revoked)
         if self.config.enable_auto_commit:
-            offsets = {tp: om for tp, om in self.commit_offsets(None).items() if tp in set(revoked)}
+            offsets = {tp: om for tp, om in self.commit_offsets(None).items() if tp in gone}
             if offsets:
-                yield _quietly(group.commit(offsets), "commit before revocation")
+                yield quietly(group.commit(offsets), "commit before revocation")
         yield from self._notify("on_partitions_revoked", revoked)
-        yield self.assign([tp for tp in self.positions if tp not in set(revoked)])
+        yield self.assign([tp for tp in self.positions if tp not in gone])
 
     def _notify(self, callback: str, partitions: list[TopicPartition]) -> GroupSteps:
         result = getattr(self.listener, callback)(sorted(partitions))
@@ -230,7 +247,7 @@ class ConsumerCore:
         if group is None:
             return
         if self.config.enable_auto_commit and self.positions:
-            yield _quietly(group.commit(self.commit_offsets(None)), "commit on close")
+            yield quietly(group.commit(self.commit_offsets(None)), "commit on close")
         if self.subscribed:
             yield group.leave()
 
@@ -318,7 +335,7 @@ def next_step(steps: GroupSteps, result: Any, error: BaseException | None) -> Op
         return None
 
 
-async def _quietly(step: Awaitable[Any], what: str) -> None:
+async def quietly(step: Awaitable[Any], what: str) -> None:
     """Run a best-effort step (a commit on the way out of a generation); failures are logged."""
     try:
         await step
@@ -453,7 +470,7 @@ class Consumer:
         offsets = self._core.auto_commit_due(now)
         if offsets:
             assert self._core.group is not None
-            self._io.submit(_quietly(self._core.group.commit(offsets), "auto-commit"))
+            self._io.submit(quietly(self._core.group.commit(offsets), "auto-commit"))
 
     # ---- offsets ----------------------------------------------------------------
 
@@ -462,7 +479,7 @@ class Consumer:
         group = self._core.require_group("commit()")
         commit = group.commit(self._core.commit_offsets(offsets))
         if asynchronous:
-            self._io.submit(_quietly(commit, "commit"))
+            self._io.submit(quietly(commit, "commit"))
         else:
             self._run(commit)
 

@@ -26,6 +26,11 @@ from caudal.v1 import broker_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+IDEMPOTENCE_WINDOW_BATCHES = 32
+"""Brokers keep the last 32 batches of each idempotent producer per partition
+(``broker/producer_state.py``); a request never holds more of one partition, so a
+retried request is always recognised whole. (Kafka's window is 5, its in-flight limit.)"""
+
 PartitionBatches = dict[TopicPartition, list[ProducerBatch]]
 
 
@@ -35,6 +40,9 @@ class Sender:
     def __init__(self, config: ProducerConfig, accumulator: RecordAccumulator, metadata: MetadataManager) -> None:
         self.config = config
         self.idempotence = IdempotenceState() if config.enable_idempotence else None
+        self._max_batches = IDEMPOTENCE_WINDOW_BATCHES if config.enable_idempotence else None
+        """An idempotent request holds at most the batches a broker remembers per producer and
+        partition, so a request whose response was lost is recognised whole when retried."""
         self.acc = accumulator
         self.metadata = metadata
         self.acks = config.acks_value
@@ -56,7 +64,7 @@ class Sender:
             self._wake.clear()
             self.wake_at = float("inf")  # before draining: a batch added from now on wakes us
             now = time.monotonic()
-            ready, delay = self.acc.drain(now, self._in_flight_tps, self.config.max_request_size)
+            ready, delay = self.acc.drain(now, self._in_flight_tps, self.config.max_request_size, self._max_batches)
             if ready:
                 self.wake_at = 0.0
                 await self._dispatch(ready)

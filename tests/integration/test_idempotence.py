@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import grpc
+from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
+from caudal.common.errors import ErrorCode
+from caudal.common.record_batch import build_batch, validate_batches
+from caudal.v1 import broker_pb2 as pb
+from caudal.v1 import broker_pb2_grpc
 from fault_proxy import FaultProxy
 from nodes import DevNode
 from reading import read_all
 
-from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
-from caudal.common.errors import ErrorCode
-from caudal.common.record_batch import build_batch, validate_batches
 from caudal.local_cluster import free_port
-from caudal.v1 import broker_pb2 as pb
-from caudal.v1 import broker_pb2_grpc
 
 
 def _produce(stub, records: bytes) -> pb.PartitionProduceResponse:  # noqa: ANN001
@@ -94,21 +94,28 @@ def test_sdk_producer_is_idempotent_by_default(dev_node) -> None:
     assert [h.base_sequence for h in headers] == [h.base_offset for h in headers], "sequences follow the records"
 
 
+def _value(i: int) -> bytes:
+    return f"p{i:06d}".encode().ljust(300, b".")
+
+
 def test_producer_retries_after_lost_responses_write_no_duplicates(tmp_path) -> None:
     broker_port, proxy_port = free_port(), free_port()
     node = DevNode(tmp_path / "node", ["--port", str(broker_port), "--advertised-listener", f"127.0.0.1:{proxy_port}"])
     node.start()
-    proxy = FaultProxy(proxy_port, broker_port, drop_ratio=0.2)
+    # Every produce request carries at least one 300-byte record, so it is big enough to be a candidate for a
+    # lost response; metadata, fetch and HTTP/2 control frames are far smaller and always get through.
+    proxy = FaultProxy(proxy_port, broker_port, drop_ratio=0.2, min_request_bytes=300)
     bootstrap = f"127.0.0.1:{proxy_port}"
     try:
-        with AdminClient(bootstrap_servers=bootstrap) as admin:
+        with AdminClient(bootstrap_servers=f"127.0.0.1:{broker_port}") as admin:  # set-up, not under test
             admin.create_topics([NewTopic("payments", 2)])["payments"].result(30)
         with Producer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=3000,
                       retry_backoff_ms=20, delivery_timeout_ms=60_000) as producer:
-            futures = [producer.send("payments", f"p{i}".encode(), partition=i % 2) for i in range(4000)]
+            futures = [producer.send("payments", _value(i), partition=i % 2) for i in range(4000)]
             producer.flush(90)
             acked = [f.result(60) for f in futures]
         assert proxy.dropped > 0, "the proxy never lost a response: the test exercised nothing"
+        proxy.heal()
         consumer = Consumer(bootstrap_servers=bootstrap)
         try:
             tps = [TopicPartition("payments", p) for p in range(2)]
@@ -117,7 +124,7 @@ def test_producer_retries_after_lost_responses_write_no_duplicates(tmp_path) -> 
             consumer.close()
         got = read_all(bootstrap, "payments", 2, 4000, timeout_s=30)
         values = sorted(r.value for records in got.values() for r in records)
-        assert values == sorted(f"p{i}".encode() for i in range(4000))
+        assert values == sorted(_value(i) for i in range(4000))
         assert len({(md.partition, md.offset) for md in acked}) == 4000
     finally:
         proxy.stop()

@@ -68,6 +68,11 @@ class FaultProxy:
             for writer in (client_writer, server_writer):
                 writer.close()
 
+    def heal(self) -> None:
+        """Stop losing responses (the fault window is over)."""
+        with self._lock:
+            self.drop_ratio = 0.0
+
     def _roll(self) -> bool:
         with self._lock:
             if self._random.random() < self.drop_ratio:

@@ -11,11 +11,14 @@ import time
 from collections import defaultdict
 
 import pytest
-
 from caudal.client.accumulator import BatchResult, RecordAccumulator
 from caudal.client.structs import RecordMetadata, TopicPartition
 from caudal.common.compression import CompressionType
-from caudal.common.errors import KafkaTimeoutError, NotLeaderOrFollowerError, UnknownServerError
+from caudal.common.errors import (
+    KafkaTimeoutError,
+    NotLeaderOrFollowerError,
+    UnknownServerError,
+)
 from caudal.common.record_batch import BatchBuilder, decode_records
 
 TP0 = TopicPartition("orders", 0)
@@ -549,3 +552,13 @@ def test_concurrent_appends_while_draining_resolve_every_record_once_in_order():
             assert meta.offset > last_offset[tp], "a thread's records went out of append order"
             last_offset[tp] = meta.offset
     assert acc.incomplete() == []
+
+
+def test_drain_caps_batches_per_partition_for_idempotent_requests() -> None:
+    acc = make_acc(batch_size=128)
+    for _ in range(20):
+        fill_batch(acc)
+    ready, _ = acc.drain(time.monotonic(), set(), NO_CAP, max_batches=5)
+    assert len(ready[TP0]) == 5, "a request holds no more batches than the broker's duplicate window"
+    rest, _ = acc.drain(time.monotonic(), set(), NO_CAP)
+    assert len(rest[TP0]) > 5

@@ -5,9 +5,6 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from caudal.broker.producer_state import (
     NUM_BATCHES_TO_RETAIN,
     BatchMetadata,
@@ -24,6 +21,12 @@ from caudal.common.record_batch import (
     build_batch_from_records,
     parse_header,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+KAFKA_RETAIN = 5
+"""These tests pin Kafka's window (five batches); the broker's own is ``NUM_BATCHES_TO_RETAIN``."""
+
 
 INT32_MAX = (1 << 31) - 1
 PID = 1000
@@ -67,7 +70,7 @@ class Leader:
     """A partition leader's produce path: check, then append at the log end and record."""
 
     def __init__(self) -> None:
-        self.table = ProducerStateTable()
+        self.table = ProducerStateTable(retain=KAFKA_RETAIN)
         self.log: list[BatchHeader] = []
         self.leo = 0
 
@@ -115,7 +118,7 @@ def test_in_order_sequences_are_accepted() -> None:
         seq += count
     entry = leader.table.entry(PID)
     assert entry is not None
-    assert len(entry.batches) == NUM_BATCHES_TO_RETAIN, "only the last five batches are retained"
+    assert len(entry.batches) == KAFKA_RETAIN, "only the last five batches are retained"
     assert entry.last_seq == seq - 1
     assert [(m.first_seq, m.last_seq) for m in entry.batches] == [(4, 5), (6, 10), (11, 11), (12, 15), (16, 17)]
     assert [(m.base_offset, m.last_offset) for m in entry.batches] == [(8, 9), (10, 14), (15, 15), (16, 19), (20, 21)]
@@ -138,7 +141,7 @@ def _seven_batches() -> tuple[Leader, list[tuple[BatchHeader, int]]]:
     return leader, sent
 
 
-@pytest.mark.parametrize("newest", range(1, NUM_BATCHES_TO_RETAIN + 1))
+@pytest.mark.parametrize("newest", range(1, KAFKA_RETAIN + 1))
 def test_a_retry_of_each_of_the_last_five_batches_is_a_duplicate_with_its_original_offset(newest: int) -> None:
     leader, sent = _seven_batches()
     header, offset = sent[-newest]
@@ -151,7 +154,7 @@ def test_a_retry_of_each_of_the_last_five_batches_is_a_duplicate_with_its_origin
 
 def test_a_retry_of_the_sixth_newest_batch_is_out_of_order_not_a_duplicate() -> None:
     leader, sent = _seven_batches()
-    for header, _ in sent[: -NUM_BATCHES_TO_RETAIN]:
+    for header, _ in sent[: -KAFKA_RETAIN]:
         with pytest.raises(OutOfOrderSequenceError, match=r"expected sequence 14, got \d+"):
             leader.table.check([header])
 
@@ -347,7 +350,7 @@ def test_check_never_mutates_the_table() -> None:
         except CaudalError:
             pass
         assert leader.table.snapshot() == before
-    assert leader.table == ProducerStateTable.rebuild(leader.log)
+    assert leader.table == ProducerStateTable.rebuild(leader.log, KAFKA_RETAIN)
 
 
 def test_rebuild_from_the_log_equals_the_incremental_table() -> None:
@@ -355,7 +358,7 @@ def test_rebuild_from_the_log_equals_the_incremental_table() -> None:
     leader.produce([plain(2)])
     leader.append([control(OTHER_PID, 0)])
     leader.produce([batch(PID, 4, 0, count=3)])
-    rebuilt = ProducerStateTable.rebuild(leader.log)
+    rebuilt = ProducerStateTable.rebuild(leader.log, KAFKA_RETAIN)
     assert rebuilt == leader.table and rebuilt.snapshot() == leader.table.snapshot()
     assert rebuilt != ProducerStateTable() and rebuilt != "not a table"
     # After a truncation the table is the replay of the remaining prefix.
@@ -366,7 +369,7 @@ def test_rebuild_from_the_log_equals_the_incremental_table() -> None:
     leader.table.clear()
     assert len(leader.table) == 0 and leader.table.entry(PID) is None
     leader.table.record_all(prefix)
-    assert leader.table == truncated == ProducerStateTable.rebuild(prefix)
+    assert leader.table == truncated == ProducerStateTable.rebuild(prefix, KAFKA_RETAIN)
     assert "ProducerStateTable" in repr(truncated)
 
 
@@ -412,13 +415,13 @@ def test_a_retrying_producer_gets_each_batch_appended_exactly_once(data: st.Data
                 appended.append((header, offset))
                 offset += header.last_offset_delta + 1
         elif step == "retry" and appended:
-            recent = appended[-NUM_BATCHES_TO_RETAIN:]
+            recent = appended[-KAFKA_RETAIN:]
             start_index = data.draw(st.integers(0, len(recent) - 1), label="retry from")
             length = data.draw(st.integers(1, len(recent) - start_index), label="retried batches")
             run = recent[start_index : start_index + length]
             assert leader.produce([header for header, _ in run]) == (run[0][1], False)
-        elif step == "old-retry" and len(appended) > NUM_BATCHES_TO_RETAIN:
-            header, _ = data.draw(st.sampled_from(appended[:-NUM_BATCHES_TO_RETAIN]), label="old batch")
+        elif step == "old-retry" and len(appended) > KAFKA_RETAIN:
+            header, _ = data.draw(st.sampled_from(appended[:-KAFKA_RETAIN]), label="old batch")
             with pytest.raises(OutOfOrderSequenceError, match=f"expected sequence {next_seq}, got"):
                 leader.produce([header])
         elif step == "gap":
@@ -456,14 +459,20 @@ def test_a_retrying_producer_gets_each_batch_appended_exactly_once(data: st.Data
     expected_batches = tuple(
         BatchMetadata(h.base_sequence, increment_sequence(h.base_sequence, h.last_offset_delta), o,
                       o + h.last_offset_delta)
-        for h, o in table_batches[-NUM_BATCHES_TO_RETAIN:]
+        for h, o in table_batches[-KAFKA_RETAIN:]
     )
     if entry is not None:
         assert entry == ProducerEntry(table_epoch, expected_batches)
     else:
         assert not table_batches
-    assert ProducerStateTable.rebuild(leader.log) == leader.table
+    assert ProducerStateTable.rebuild(leader.log, KAFKA_RETAIN) == leader.table
     # Every batch of the producer is in the log once: sequences strictly follow each other per epoch.
     seqs = [(h.producer_epoch, h.base_sequence, h.last_offset_delta) for h in leader.log if h.producer_id == PID]
     for (e0, s0, d0), (e1, s1, _) in pairwise(seqs):
         assert (e1 == e0 and s1 == increment_sequence(s0, d0 + 1)) or (e1 > e0 and s1 == 0)
+
+
+def test_the_broker_window_covers_a_full_producer_request() -> None:
+    from caudal.client.sender import IDEMPOTENCE_WINDOW_BATCHES
+
+    assert ProducerStateTable().retain == NUM_BATCHES_TO_RETAIN >= IDEMPOTENCE_WINDOW_BATCHES >= KAFKA_RETAIN
