@@ -3,7 +3,7 @@
 An idempotent producer stamps every batch with its producer id, producer epoch and
 the sequence number of the batch's first record (per partition, +1 per record). A
 partition replica remembers, for each producer id, the current epoch and the last
-``NUM_BATCHES_TO_RETAIN`` (32) batches it appended. With that the leader can tell,
+``NUM_BATCHES_TO_RETAIN`` (64) batches it appended. With that the leader can tell,
 before appending a produce payload:
 
 * a **retry** of a batch already in the log (its acknowledgement was lost) - answer
@@ -16,16 +16,16 @@ before appending a produce payload:
 A retry can only concern batches that were unacknowledged together. A Kafka
 producer keeps at most five requests in flight per connection
 (``max.in.flight.requests.per.connection <= 5`` with idempotence); caudal's
-producer keeps one request in flight per partition but packs up to 32 ready
-batches into it (see ``client/sender.py``), so the window is 32 — which covers
-both.
+producer keeps one request in flight per partition but packs up to 64 ready
+batches into it (see ``client/sender.py``; 64 default 16 KiB batches fill a 1 MiB
+request), so the window is 64 — which covers both.
 
 This module is pure (no I/O, no clock); one ``ProducerStateTable`` per partition
 replica, owned by whoever serialises appends to that partition. The leader calls
 ``check`` before an append and ``record`` after it; followers ``record`` what they
 replicate; after a restart or a log truncation the table is ``rebuild``-t from the
 headers of the log, oldest first. Per batch the work is a dict lookup and a scan of at
-most 32 retained entries; records are never looked at.
+most 64 retained entries; records are never looked at.
 
 Deliberate differences from Kafka: there are no snapshot files (the table is rebuilt
 from the log), no producer-id expiration, and a producer id unknown to the table must
@@ -52,10 +52,10 @@ __all__ = [
     "increment_sequence", "next_sequence",
 ]
 
-NUM_BATCHES_TO_RETAIN = 32
+NUM_BATCHES_TO_RETAIN = 64
 """How many batches of a producer a replica remembers per partition: the most a producer may
 have unacknowledged at once (Kafka's is 5, its in-flight request limit; caudal's producer
-sends up to 32 batches of a partition in its one in-flight request)."""
+sends up to 64 batches of a partition in its one in-flight request)."""
 
 _INT32_MAX = (1 << 31) - 1
 _NO_SEQUENCE = -1

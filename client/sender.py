@@ -26,8 +26,8 @@ from caudal.v1 import broker_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCE_WINDOW_BATCHES = 32
-"""Brokers keep the last 32 batches of each idempotent producer per partition
+IDEMPOTENCE_WINDOW_BATCHES = 64
+"""Brokers keep the last 64 batches of each idempotent producer per partition
 (``broker/producer_state.py``); a request never holds more of one partition, so a
 retried request is always recognised whole. (Kafka's window is 5, its in-flight limit.)"""
 
