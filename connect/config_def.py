@@ -551,3 +551,8 @@ def _value_info(value: ConfigValue, type: Optional[ConfigType]) -> dict[str, Any
         "errors": list(value.errors),
         "visible": value.visible,
     }
+
+
+def originals_with_prefix(config: Mapping[str, Any], prefix: str) -> dict[str, str]:
+    """Kafka's ``originalsWithPrefix``: every key under ``prefix``, prefix stripped, values as strings."""
+    return {key[len(prefix):]: str(value) for key, value in config.items() if key.startswith(prefix)}

@@ -23,8 +23,8 @@ from caudal.connect.config_def import (
     Importance,
     NonEmptyStringWithoutControlChars,
     Range,
-    ValidString,
     Validator,
+    ValidString,
     Width,
     format_value,
     parse_value,
@@ -308,3 +308,9 @@ def validate_source(props: Mapping[str, str]) -> list[str]:
         f"{key} is not allowed for a source connector: the dead letter queue is for sink connectors only"
         for key in props if key.startswith(DLQ_PREFIX)
     ]
+
+
+def bootstrap_servers(config: Mapping[str, Any]) -> str:
+    """``bootstrap.servers`` as the SDK takes it (a parsed worker config holds it as a list)."""
+    servers = config.get("bootstrap.servers", "localhost:9092")
+    return ",".join(servers) if isinstance(servers, list) else str(servers)

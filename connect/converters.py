@@ -30,7 +30,13 @@ from functools import reduce
 from typing import Any, Optional, Protocol, TypeVar
 
 from caudal.connect.api import ConnectError, Field, Schema, Type
-from caudal.connect.config_def import ConfigDef, ConfigException, ConfigType, Importance, format_value
+from caudal.connect.config_def import (
+    ConfigDef,
+    ConfigException,
+    ConfigType,
+    Importance,
+    format_value,
+)
 
 T = TypeVar("T")
 

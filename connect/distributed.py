@@ -28,7 +28,6 @@ import time
 from typing import Any, Optional
 
 import aiohttp
-
 from caudal.client._transport import Connections, parse_bootstrap
 from caudal.client.cluster import MetadataManager
 from caudal.client.group_member import GroupMember, MembershipConfig

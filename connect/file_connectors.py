@@ -22,7 +22,6 @@ import threading
 import time
 from typing import Optional, TextIO
 
-import caudal
 from caudal.connect.api import (
     ConnectError,
     Connector,
@@ -36,7 +35,16 @@ from caudal.connect.api import (
     Task,
     Type,
 )
-from caudal.connect.config_def import NO_DEFAULT, ConfigDef, ConfigType, Importance, NonEmptyString, Range
+from caudal.connect.config_def import (
+    NO_DEFAULT,
+    ConfigDef,
+    ConfigType,
+    Importance,
+    NonEmptyString,
+    Range,
+)
+
+import caudal
 
 log = logging.getLogger(__name__)
 

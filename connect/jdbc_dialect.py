@@ -26,9 +26,15 @@ from typing import Any, Mapping, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import sqlalchemy as sa
-
 from caudal.connect.api import ConnectError, Schema, Type
-from caudal.connect.config_def import NO_DEFAULT, ConfigDef, ConfigType, Importance, NonEmptyString, Password
+from caudal.connect.config_def import (
+    NO_DEFAULT,
+    ConfigDef,
+    ConfigType,
+    Importance,
+    NonEmptyString,
+    Password,
+)
 
 CONNECTION_URL_CONFIG = "connection.url"
 CONNECTION_USER_CONFIG = "connection.user"

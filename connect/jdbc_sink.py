@@ -28,12 +28,23 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateColumn
-
-import caudal
-from caudal.connect.api import ConnectError, Schema, SinkConnector, SinkRecord, SinkTask, Task, Type
-from caudal.connect.config_def import ConfigDef, ConfigException, ConfigType, Importance, Range, ValidString
+from caudal.connect.api import (
+    ConnectError,
+    Schema,
+    SinkConnector,
+    SinkRecord,
+    SinkTask,
+    Task,
+    Type,
+)
+from caudal.connect.config_def import (
+    ConfigDef,
+    ConfigException,
+    ConfigType,
+    Importance,
+    Range,
+    ValidString,
+)
 from caudal.connect.converters import infer_schema
 from caudal.connect.jdbc_dialect import (
     CONNECTION_CONFIG_DEF,
@@ -43,6 +54,10 @@ from caudal.connect.jdbc_dialect import (
     sql_type,
     to_sql_value,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateColumn
+
+import caudal
 
 log = logging.getLogger(__name__)
 

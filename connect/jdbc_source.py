@@ -40,8 +40,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import sqlalchemy as sa
-
-import caudal
 from caudal.connect.api import (
     ConnectError,
     Field,
@@ -68,11 +66,13 @@ from caudal.connect.jdbc_dialect import (
     comparable,
     create_engine,
     reflect_table,
+    schema_of_value,
     split_table_name,
     to_connect_value,
     utc_naive,
-    schema_of_value,
 )
+
+import caudal
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
-
 from caudal.connect.herder import State
 from caudal.connect.worker import Worker
 from caudal.connect.worker_task import WorkerSinkTask
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 STATES = [s.value for s in State]
 

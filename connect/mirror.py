@@ -9,7 +9,10 @@ are copied byte for byte. The implementation is split by connector:
 and what both share, :mod:`caudal.connect.mirror_common`.
 """
 
-from caudal.connect.mirror_checkpoint import MirrorCheckpointConnector, MirrorCheckpointTask
+from caudal.connect.mirror_checkpoint import (
+    MirrorCheckpointConnector,
+    MirrorCheckpointTask,
+)
 from caudal.connect.mirror_common import Checkpoint, MirrorConfig, OffsetSync
 from caudal.connect.mirror_source import MirrorSourceConnector, MirrorSourceTask
 

@@ -23,7 +23,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, TypeVar
 
-import caudal
 from caudal.client import AdminClient, Consumer, OffsetAndMetadata, TopicPartition
 from caudal.client.fetcher import LATEST
 from caudal.client.groups_command import INACTIVE_STATES
@@ -46,6 +45,8 @@ from caudal.connect.mirror_common import (
     split_list,
     task_slot,
 )
+
+import caudal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -31,7 +31,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from caudal.client import AdminClient, NewTopic, TopicPartition
 from caudal.common.errors import TopicAlreadyExistsError
 from caudal.connect.api import Schema, Type
-from caudal.connect.config_def import NO_DEFAULT, ConfigDef, ConfigException, ConfigType, Importance
+from caudal.connect.config_def import (
+    NO_DEFAULT,
+    ConfigDef,
+    ConfigException,
+    ConfigType,
+    Importance,
+)
 
 SOURCE_CLUSTER_ALIAS = "source.cluster.alias"
 TARGET_CLUSTER_ALIAS = "target.cluster.alias"

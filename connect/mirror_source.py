@@ -28,15 +28,26 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-import caudal
-from caudal.client import AdminClient, Consumer, ConsumerRecord, NewTopic, Producer, RecordMetadata, TopicPartition
-from caudal.common.errors import CaudalError, InvalidPartitionsError, TopicAlreadyExistsError
+from caudal.client import (
+    AdminClient,
+    Consumer,
+    ConsumerRecord,
+    NewTopic,
+    Producer,
+    RecordMetadata,
+    TopicPartition,
+)
+from caudal.common.errors import (
+    CaudalError,
+    InvalidPartitionsError,
+    TopicAlreadyExistsError,
+)
 from caudal.connect.api import SourceConnector, SourceRecord, SourceTask, Task
 from caudal.connect.config_def import ConfigDef, ConfigType, Importance, Range
 from caudal.connect.mirror_common import (
     BYTES_SCHEMA,
-    OPERATION_TIMEOUT_S,
     MIRROR_CONFIG_DEF,
+    OPERATION_TIMEOUT_S,
     TASK_COUNT,
     TASK_INDEX,
     Every,
@@ -48,6 +59,8 @@ from caudal.connect.mirror_common import (
     owned_partitions,
     task_slot,
 )
+
+import caudal
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,13 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from caudal.connect.api import ConnectRecord
-from caudal.connect.config_def import ConfigDef, ConfigException, ConfigType, Importance, NonEmptyString
+from caudal.connect.config_def import (
+    ConfigDef,
+    ConfigException,
+    ConfigType,
+    Importance,
+    NonEmptyString,
+)
 from caudal.connect.converters import load_class, parse_config
 
 _JAVA_NAMED_GROUP = re.compile(r"\\.|\(\?<(?=[A-Za-z])")

@@ -21,7 +21,6 @@ from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import quote, urlsplit
 
 from aiohttp import hdrs, web
-
 from caudal.connect.herder import ConnectRestError, Herder, TargetState
 
 log = logging.getLogger(__name__)

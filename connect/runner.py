@@ -10,7 +10,11 @@ from typing import Any, Awaitable, Callable
 from caudal.common import logs
 from caudal.common.tasks import stop_on_signals
 from caudal.connect.config_def import ConfigException
-from caudal.connect.connect_configs import DISTRIBUTED_CONFIG, STANDALONE_CONFIG
+from caudal.connect.connect_configs import (
+    DISTRIBUTED_CONFIG,
+    STANDALONE_CONFIG,
+    bootstrap_servers,
+)
 from caudal.connect.distributed import DistributedHerder
 from caudal.connect.herder import ConnectRestError
 from caudal.connect.metrics import register_worker_metrics
@@ -40,11 +44,6 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_standalone(config, connectors) if standalone else _run_distributed(config))
 
 
-def _bootstrap(config: dict[str, Any]) -> str:
-    servers = config["bootstrap.servers"]
-    return ",".join(servers) if isinstance(servers, list) else str(servers)
-
-
 async def _run(herder: Any, config: dict[str, Any], mode: str, begin: Callable[[], Awaitable[int]]) -> int:
     """Serve REST (its address is the worker id), export metrics, ``begin`` the mode's work, run until
     SIGTERM/SIGINT, then stop the herder (and its connectors) before the REST listener."""
@@ -69,7 +68,7 @@ async def _run(herder: Any, config: dict[str, Any], mode: str, begin: Callable[[
 
 
 async def _run_distributed(config: dict[str, Any]) -> int:
-    bootstrap = _bootstrap(config)
+    bootstrap = bootstrap_servers(config)
     offsets = TopicOffsetStore(TopicLog(bootstrap, str(config["offset.storage.topic"]), int(config["offset.storage.partitions"]),
                                         int(config["offset.storage.replication.factor"])))
     configs = TopicLog(bootstrap, str(config["config.storage.topic"]), 1, int(config["config.storage.replication.factor"]))

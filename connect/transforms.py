@@ -25,7 +25,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Optional, Protocol
 
-from caudal.connect.api import ConnectError, ConnectRecord, Field, Schema, SinkRecord, Type
+from caudal.connect.api import (
+    ConnectError,
+    ConnectRecord,
+    Field,
+    Schema,
+    SinkRecord,
+    Type,
+)
 from caudal.connect.config_def import (
     ConfigDef,
     ConfigException,
@@ -33,6 +40,7 @@ from caudal.connect.config_def import (
     Importance,
     NonEmptyString,
     format_value,
+    originals_with_prefix,
     parse_value,
 )
 from caudal.connect.converters import (
@@ -662,11 +670,6 @@ def _aliases(config: Mapping[str, str], key: str) -> list[str]:
     return [alias for alias in aliases if alias]
 
 
-def _plugin_props(config: Mapping[str, str], prefix: str) -> dict[str, str]:
-    """Kafka's ``originalsWithPrefix``: every key under ``prefix``, with the prefix stripped."""
-    return {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
-
-
 def _configured(kind: str, alias: str, config: Mapping[str, str], make: Callable[[str], Any]) -> Any:
     """The plugin ``<kind>s.<alias>.type`` names, configured with its ``<kind>s.<alias>.*`` keys."""
     prefix = f"{kind}s.{alias}."
@@ -675,7 +678,7 @@ def _configured(kind: str, alias: str, config: Mapping[str, str], make: Callable
         raise ConnectError(f'Missing required configuration "{prefix}type" which has no default value.')
     plugin = make(class_name)
     try:
-        plugin.configure(_plugin_props(config, prefix))
+        plugin.configure(originals_with_prefix(config, prefix))
     except ConnectError as exc:
         raise ConnectError(f"{kind} {alias!r}: {exc}") from exc
     return plugin

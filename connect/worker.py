@@ -19,7 +19,9 @@ from typing import Any, Optional
 
 from caudal.client import AdminClient, NewTopic, Producer
 from caudal.common.errors import TopicAlreadyExistsError
-from caudal.connect.api import Connector, ConnectError, SinkConnector
+from caudal.connect.api import ConnectError, Connector, SinkConnector
+from caudal.connect.config_def import originals_with_prefix
+from caudal.connect.connect_configs import bootstrap_servers
 from caudal.connect.converters import Converter, converter_for
 from caudal.connect.error_handling import ErrorHandler, ErrorPolicy
 from caudal.connect.herder import State, TargetState
@@ -31,10 +33,6 @@ from caudal.connect.worker_task import WorkerSinkTask, WorkerSourceTask, WorkerT
 log = logging.getLogger(__name__)
 
 TASK_CLASS_KEY = "task.class"
-
-
-def sub_config(config: dict[str, Any], prefix: str) -> dict[str, str]:
-    return {k[len(prefix):]: str(v) for k, v in config.items() if k.startswith(prefix)}
 
 
 @dataclass
@@ -72,8 +70,7 @@ class Worker:
 
     @property
     def bootstrap(self) -> str:
-        servers = self.config.get("bootstrap.servers", "localhost:9092")
-        return ",".join(servers) if isinstance(servers, list) else str(servers)
+        return bootstrap_servers(self.config)
 
     # ---- connectors ------------------------------------------------------------------
 
@@ -169,7 +166,7 @@ class Worker:
         class_name = source.get(key)
         if not class_name:
             raise ConnectError(f"Missing required configuration \"{key}\" which has no default value.")
-        return converter_for(str(class_name), sub_config(source, f"{key}."), is_key)
+        return converter_for(str(class_name), originals_with_prefix(source, f"{key}."), is_key)
 
     def _dlq(self) -> Producer:
         with self._shared_lock:

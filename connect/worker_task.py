@@ -35,6 +35,7 @@ from caudal.connect.api import (
     SourceTaskContext,
     Task,
 )
+from caudal.connect.connect_configs import bootstrap_servers
 from caudal.connect.converters import Converter
 from caudal.connect.error_handling import ConsumedRecord, ErrorHandler, Stage
 from caudal.connect.herder import State
@@ -79,8 +80,7 @@ class WorkerTask:
 
     @property
     def bootstrap(self) -> str:
-        servers = self.worker_config.get("bootstrap.servers", "localhost:9092")
-        return ",".join(servers) if isinstance(servers, list) else str(servers)
+        return bootstrap_servers(self.worker_config)
 
     def start(self, paused: bool = False) -> None:
         if paused:
