@@ -204,7 +204,7 @@ class DistributedHerder(PluginQueries):
                 await asyncio.to_thread(self.worker.set_paused, name, target is TargetState.PAUSED)
             else:
                 if task is not None:
-                    await asyncio.to_thread(self._stop_task, name, task_id)
+                    await asyncio.to_thread(self.worker.stop_task, name, task_id)
                 if target is not TargetState.STOPPED:
                     await asyncio.to_thread(self._start_task, name, task_id, task_config, target)
             status = self.worker.task_status(name, task_id)
@@ -215,11 +215,6 @@ class DistributedHerder(PluginQueries):
         if name not in self.worker.connectors:  # the connector runs elsewhere: tasks still need its class
             self.worker.start_connector(name, self._connector_config(name) or {}, TargetState.STOPPED)
         self.worker.start_task(name, task_id, task_config, target)
-
-    def _stop_task(self, name: str, task_id: int) -> None:
-        task = self.worker.tasks.pop((name, task_id), None)
-        if task is not None:
-            task.stop(30)
 
     def _restart_asked(self, name: str, task_id: Optional[int] = None) -> bool:
         request = self.configs.get(f"restart-connector-{name}")

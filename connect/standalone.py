@@ -176,9 +176,7 @@ class StandaloneHerder(PluginQueries):
             await asyncio.to_thread(self._restart_task, name, task_id, runtime)
 
     def _restart_task(self, name: str, task_id: int, runtime: ConnectorRuntime) -> None:
-        task = self.worker.tasks.pop((name, task_id), None)
-        if task is not None:
-            task.stop(30)
+        self.worker.stop_task(name, task_id)
         self.worker.start_task(name, task_id, runtime.task_configs[task_id], self.targets[name])
 
     async def restart_connector(self, name: str, include_tasks: bool, only_failed: bool) -> Optional[dict[str, Any]]:

@@ -136,6 +136,14 @@ class Worker:
             log.info("event=task_started connector=%s task=%d", name, task_id)
             return worker_task
 
+    def stop_task(self, name: str, task_id: int) -> None:
+        """Stop one task (to restart it, or because it moved to another worker)."""
+        timeout_s = int(self.config.get("task.shutdown.graceful.timeout.ms", 5000)) / 1000
+        with self._lock:
+            task = self.tasks.pop((name, task_id), None)
+        if task is not None:
+            task.stop(timeout_s + 30)
+
     def stop_tasks(self, name: str) -> None:
         timeout_s = int(self.config.get("task.shutdown.graceful.timeout.ms", 5000)) / 1000
         with self._lock:
