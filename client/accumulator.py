@@ -46,6 +46,9 @@ class BatchResult:
         for callback in callbacks:
             callback()
 
+    def done(self) -> bool:
+        return self.event.is_set()
+
     def on_complete(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the batch completes (at once if it already has)."""
         with _CALLBACKS_LOCK:
@@ -66,6 +69,12 @@ class FutureRecordMetadata:
 
     def done(self) -> bool:
         return self._batch.event.is_set()
+
+    @property
+    def batch(self) -> BatchResult:
+        """The completion this record shares with the rest of its produced batch: code that
+        tracks many records waits on each batch once instead of on every record."""
+        return self._batch
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
         if not self._batch.event.wait(timeout):

@@ -91,9 +91,11 @@ class FileStreamSourceTask(SourceTask):
         self._filename: Optional[str] = parsed[FILE_CONFIG] or None
         self._topic: str = parsed[TOPIC_CONFIG]
         self._batch_size: int = parsed[TASK_BATCH_SIZE_CONFIG]
-        self._buffer = bytearray()
+        self._buffer = b""
         self._scan = 0  # where the next line starts in the buffer
         self._base = 0  # the stream position of buffer[0]
+        # One partition dict for all records: the worker tracks positions by partition identity.
+        self._source_partition = {FILENAME_FIELD: self._filename}
         if self._filename is not None:
             stored = self.context.offset_storage_reader.offset({FILENAME_FIELD: self._filename})
             position = (stored or {}).get(POSITION_FIELD, 0)
@@ -150,28 +152,31 @@ class FileStreamSourceTask(SourceTask):
 
     def _read_lines(self) -> list[SourceRecord]:
         records: list[SourceRecord] = []
-        while len(records) < self._batch_size:
-            end = self._LINE_END.search(self._buffer, self._scan)
-            if end is None:
-                chunk = self._read()
-                if not chunk:
+        wanted = self._batch_size
+        timestamp = int(time.time() * 1000)
+        while len(records) < wanted:
+            buffer, scan = self._buffer, self._scan
+            for end in self._LINE_END.finditer(buffer, scan):
+                records.append(self._record(buffer[scan : end.start()].decode("utf-8", errors="replace"), self._base + end.end(), timestamp))
+                scan = end.end()
+                if len(records) == wanted:
                     break
-                del self._buffer[: self._scan]
-                self._base += self._scan
-                self._scan = 0
-                self._buffer += chunk
-                continue
-            line = self._buffer[self._scan : end.start()].decode("utf-8", errors="replace")
-            self._scan = end.end()
-            records.append(self._record(line, self._base + self._scan))
+            self._scan = scan
+            if len(records) == wanted:
+                break
+            chunk = self._read()
+            if not chunk:
+                break
+            self._buffer = buffer[scan:] + chunk
+            self._base += scan
+            self._scan = 0
         return records
 
-    def _record(self, line: str, position: int) -> SourceRecord:
+    def _record(self, line: str, position: int, timestamp: int) -> SourceRecord:
         # Like Kafka, stdin has no resumable position: its records carry a null one.
         return SourceRecord(
-            topic=self._topic, kafka_partition=None, key=None, value=line, value_schema=VALUE_SCHEMA,
-            timestamp=int(time.time() * 1000),
-            source_partition={FILENAME_FIELD: self._filename},
+            topic=self._topic, kafka_partition=None, key=None, value=line, value_schema=VALUE_SCHEMA, timestamp=timestamp,
+            source_partition=self._source_partition,
             source_offset={POSITION_FIELD: position if self._filename is not None else None},
         )
 

@@ -4,9 +4,11 @@ Each task runs in its own thread (connector code is ordinary blocking Python)
 with its own producer or consumer, as Kafka Connect does.
 
 * :class:`WorkerSourceTask`: ``poll()`` → transforms → converters → producer.
-  A source offset is committed only once its record — and every earlier
-  record of the same source partition — is acknowledged by the cluster, so a
-  restart resumes after the last record known to be stored (at-least-once).
+  A source offset is committed only once its record — and every record
+  polled before it — is acknowledged by the cluster, so a restart resumes
+  after the last record known to be stored (at-least-once). Acknowledgements
+  are tracked per poll and producer batch, not per record
+  (:mod:`caudal.connect.submitted_records`).
 * :class:`WorkerSinkTask`: consumer (group ``connect-<connector>``) →
   converters → transforms → ``put()``; consumer offsets are committed after
   ``pre_commit``/``flush``, so nothing is committed that the sink has not made
@@ -16,7 +18,6 @@ with its own producer or consumer, as Kafka Connect does.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import threading
@@ -40,6 +41,7 @@ from caudal.connect.converters import Converter
 from caudal.connect.error_handling import ConsumedRecord, ErrorHandler, Stage
 from caudal.connect.herder import State
 from caudal.connect.offset_store import OffsetStore
+from caudal.connect.submitted_records import SubmittedPoll, SubmittedRecords
 from caudal.connect.transforms import TransformationChain
 
 log = logging.getLogger(__name__)
@@ -126,56 +128,14 @@ class WorkerTask:
         return transformed if ok else None
 
 
-def partition_key(partition: dict[str, Any]) -> Any:
-    """A hashable identity for a source partition: its items when they are hashable (cheap, the
-    usual case of names and numbers), else its canonical JSON."""
-    try:
-        return tuple(sorted(partition.items()))
-    except TypeError:
-        return json.dumps(partition, sort_keys=True)
-
-
-class SubmittedOffsets:
-    """Source offsets of records sent but maybe not yet acknowledged, per source partition, in order."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[Any, collections.deque[list[Any]]] = {}
-        self._partitions: dict[Any, dict[str, Any]] = {}
-
-    def submit(self, partition: dict[str, Any], offset: dict[str, Any]) -> list[Any]:
-        key = partition_key(partition)
-        entry = [offset, False]
-        with self._lock:
-            self._partitions[key] = partition
-            self._pending.setdefault(key, collections.deque()).append(entry)
-        return entry
-
-    def ack(self, entry: list[Any]) -> None:
-        with self._lock:
-            entry[1] = True
-
-    def committable(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """The newest offset per partition whose record and all earlier ones are acknowledged."""
-        out = []
-        with self._lock:
-            for key, queue in self._pending.items():
-                last = None
-                while queue and queue[0][1]:
-                    last = queue.popleft()[0]
-                if last is not None:
-                    out.append((self._partitions[key], last))
-        return out
-
-
 class WorkerSourceTask(WorkerTask):
     def __init__(self, *args: Any, offsets: OffsetStore, ensure_topic: Callable[[str], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.offsets = offsets
         self.ensure_topic = ensure_topic
         self._topics: set[str] = set()
-        self.submitted = SubmittedOffsets()
-        self.producer_failure: Optional[BaseException] = None
+        self.submitted = SubmittedRecords()
+        self._wants_commit_record = type(self.task).commit_record is not SourceTask.commit_record
 
     def execute(self) -> None:
         task: SourceTask = self.task  # type: ignore[assignment]
@@ -186,13 +146,13 @@ class WorkerSourceTask(WorkerTask):
             self.state = State.RUNNING
             next_flush = time.monotonic() + self.flush_interval_s
             while not self.stopping.is_set():
-                if self.producer_failure is not None:
-                    raise self.producer_failure
+                self._settle()
                 if self.paused.is_set():
                     self.stopping.wait(PAUSED_WAIT_S)
                     continue
-                for record in task.poll() or ():
-                    self._send(producer, record)
+                records = task.poll()
+                if records:
+                    self._send_poll(producer, records)
                 if time.monotonic() >= next_flush:
                     self.commit_offsets()
                     next_flush = time.monotonic() + self.flush_interval_s
@@ -204,13 +164,42 @@ class WorkerSourceTask(WorkerTask):
             finally:
                 producer.close()
 
-    def _send(self, producer: Producer, record: SourceRecord) -> None:
+    def _send_poll(self, producer: Producer, records: list[SourceRecord]) -> None:
+        """Transform, convert and send one poll's records; the poll is tracked as a whole."""
+        poll = SubmittedPoll(keep_records=self._wants_commit_record)
         name = type(self.task).__name__
-        entry = self.submitted.submit(record.source_partition, record.source_offset)
-        transformed = self.transform(record, name)
-        if transformed is None:
-            self.submitted.ack(entry)
-            return
+        transforming = bool(self.transforms.stages)
+        key_from, value_from = self.key_converter.from_connect, self.value_converter.from_connect
+        for record in records:
+            poll.track(record.source_partition, record.source_offset)
+            transformed = self.transform(record, name) if transforming else record
+            if transformed is None:
+                continue
+            topic = transformed.topic
+            try:
+                key = key_from(topic, transformed.key_schema, transformed.key)
+                value = value_from(topic, transformed.value_schema, transformed.value)
+            except Exception:
+                converted = self._convert_under_policy(record, transformed)
+                if converted is None:
+                    continue
+                key, value = converted
+            if topic not in self._topics:
+                self.ensure_topic(topic)
+                self._topics.add(topic)
+            headers = transformed.headers
+            future = producer.send(
+                topic, value, key=key, headers=[(k, header_bytes(v)) for k, v in headers] if headers else None,
+                partition=transformed.kafka_partition, timestamp_ms=transformed.timestamp,
+            )
+            poll.sent(future.batch)
+            if poll.records is not None:
+                poll.records.append((record, future))
+        self.submitted.submit(poll)
+
+    def _convert_under_policy(self, record: SourceRecord, transformed: Any) -> Optional[tuple[Any, Any]]:
+        """Convert again through the error policy (retries, tolerance, logging) once the plain
+        attempt failed; converters are pure, so repeating the key's conversion is harmless."""
         ok_key, key = self.errors.execute(
             Stage.KEY_CONVERTER, type(self.key_converter).__name__,
             lambda: self.key_converter.from_connect(transformed.topic, transformed.key_schema, transformed.key), record,
@@ -219,31 +208,25 @@ class WorkerSourceTask(WorkerTask):
             Stage.VALUE_CONVERTER, type(self.value_converter).__name__,
             lambda: self.value_converter.from_connect(transformed.topic, transformed.value_schema, transformed.value), record,
         )
-        if not (ok_key and ok_value):
-            self.submitted.ack(entry)
-            return
-        if transformed.topic not in self._topics:
-            self.ensure_topic(transformed.topic)
-            self._topics.add(transformed.topic)
+        return (key, value) if ok_key and ok_value else None
 
-        def delivered(err: Optional[Exception], metadata: Any) -> None:
-            if err is not None:
+    def _settle(self) -> None:
+        """Account for the polls the cluster has answered: a lost batch fails the task unless
+        errors are tolerated, delivered records reach ``commit_record``, offsets become committable."""
+        for poll in self.submitted.settle():
+            for error, count in poll.failures():
                 if not self.errors.policy.tolerate_all:
-                    self.producer_failure = err
-                    return
-                log.warning("event=source_record_dropped connector=%s task=%d error=%r", self.connector, self.task_id, str(err))
-            else:
-                self.records += 1
-                self.task.commit_record(record, metadata)  # type: ignore[attr-defined]
-            self.submitted.ack(entry)
-
-        producer.send(
-            transformed.topic, value, key=key, headers=[(k, header_bytes(v)) for k, v in transformed.headers],
-            partition=transformed.kafka_partition, timestamp_ms=transformed.timestamp, on_delivery=delivered,
-        )
+                    raise error
+                log.warning("event=source_records_dropped connector=%s task=%d records=%d error=%r", self.connector, self.task_id, count, str(error))
+            self.records += poll.delivered()
+            for record, future in poll.records or ():
+                if future.batch.error is None:
+                    self.task.commit_record(record, future.get())  # type: ignore[attr-defined]
+            self.submitted.acknowledge(poll)
 
     def commit_offsets(self) -> None:
-        offsets = self.submitted.committable()
+        self._settle()
+        offsets = self.submitted.take_committable()
         if offsets:
             self.offsets.put(self.connector, offsets)
             self.task.commit()  # type: ignore[attr-defined]
