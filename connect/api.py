@@ -166,7 +166,8 @@ class SourceTask(Task):
         """Called after the worker committed the offsets of the records acknowledged so far."""
 
     def commit_record(self, record: SourceRecord, metadata: Any) -> None:
-        """Called once ``record`` is acknowledged by the cluster (``metadata`` is its RecordMetadata)."""
+        """Called once ``record`` is acknowledged by the cluster (``metadata`` is its RecordMetadata),
+        on the task's own thread, in the order the records were polled."""
 
 
 class SinkTask(Task):

@@ -239,37 +239,33 @@ class OffsetSyncs:
     (the rule already keeps them few, and each one is history translation can use), *delayed* ones (the
     newest position of partitions that did not need a sync) when the worker commits.
 
-    :meth:`record` is called from the producer's acknowledgement thread, the rest
-    from the task's thread.
+    The worker calls ``commit_record`` (hence :meth:`record`), ``poll`` and ``commit``
+    all on the task's thread, so no lock is needed.
     """
 
     max_lag: int
     _states: dict[tuple[str, int], PartitionState] = field(default_factory=dict)
     _pending: list[OffsetSync] = field(default_factory=list)
     _delayed: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, topic: str, partition: int, upstream: int, downstream: int) -> None:
         """Called for every copied record, so it builds nothing unless a sync is due."""
         key = (topic, partition)
-        with self._lock:
-            state = self._states.get(key)
-            if state is None:
-                state = self._states[key] = PartitionState(self.max_lag)
-            if state.update(upstream, downstream):
-                self._pending.append(OffsetSync(topic, partition, upstream, downstream))
-                self._delayed.pop(key, None)
-            else:
-                self._delayed[key] = (upstream, downstream)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = PartitionState(self.max_lag)
+        if state.update(upstream, downstream):
+            self._pending.append(OffsetSync(topic, partition, upstream, downstream))
+            self._delayed.pop(key, None)
+        else:
+            self._delayed[key] = (upstream, downstream)
 
     def promote_delayed(self) -> None:
-        with self._lock:
-            self._pending += [OffsetSync(t, p, u, d) for (t, p), (u, d) in self._delayed.items()]
-            self._delayed.clear()
+        self._pending += [OffsetSync(t, p, u, d) for (t, p), (u, d) in self._delayed.items()]
+        self._delayed.clear()
 
     def take(self) -> list[OffsetSync]:
-        with self._lock:
-            out, self._pending = self._pending, []
+        out, self._pending = self._pending, []
         return out
 
 
@@ -340,7 +336,7 @@ class MirrorSourceTask(SourceTask):
         remote, source_partition = self._routes[(r.topic, r.partition)]
         return SourceRecord(
             topic=remote, kafka_partition=r.partition, key=r.key, value=r.value, timestamp=r.timestamp,
-            headers=tuple(r.headers), key_schema=BYTES_SCHEMA, value_schema=BYTES_SCHEMA,
+            headers=tuple(r.headers) if r.headers else (), key_schema=BYTES_SCHEMA, value_schema=BYTES_SCHEMA,
             source_partition=source_partition, source_offset={"offset": r.offset},
         )
 
