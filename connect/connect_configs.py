@@ -154,10 +154,12 @@ def _distributed_only() -> ConfigDef:
         .define("connect.protocol", ConfigType.STRING, "sessioned",
                 ValidString.in_ignore_case("eager", "compatible", "sessioned"), importance=Importance.LOW,
                 documentation="Compatibility mode for Kafka Connect Protocol")
-        .define("scheduled.rebalance.max.delay.ms", ConfigType.INT, 300000, Range.between(0, _MAX_INT),
+        .define("scheduled.rebalance.max.delay.ms", ConfigType.INT, 0, Range.between(0, _MAX_INT),
                 importance=Importance.LOW,
                 documentation="The maximum delay that is scheduled in order to wait for the return of one or "
-                              "more departed workers before rebalancing and reassigning their connectors and tasks.")
+                              "more departed workers before rebalancing and reassigning their connectors and tasks. "
+                              "caudal's default is 0: a dead worker's work moves as soon as its session expires "
+                              "(Kafka waits 300000 ms by default, which suits rolling restarts).")
     )
 
 

@@ -15,8 +15,14 @@ compacted topics every worker reads (Kafka's key formats):
 
 Writes through REST go to the group leader (other workers forward them), the
 worker running a connector publishes its task configs, and every worker
-rejoins when the set of connectors or tasks changes (eager rebalancing: all
-work stops and is handed out again).
+rejoins when the set of connectors or tasks changes.
+
+Rebalancing follows ``connect.protocol``: ``sessioned``/``compatible`` (the
+default) are incremental cooperative (KIP-415, :mod:`caudal.connect.incremental_assignor`):
+each worker reports what it runs, keeps it running through the rebalance and
+stops only what the leader revokes, which moves in a follow-up round. ``eager``
+stops all work before every rebalance and deals it out again round-robin; the
+group falls back to it while any worker asks for it (a rolling upgrade).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from caudal.client.cluster import MetadataManager
 from caudal.client.group_member import GroupMember, MembershipConfig
 from caudal.connect import connector_offsets
 from caudal.connect.herder import ConnectRestError, State, TargetState, not_found
+from caudal.connect.incremental_assignor import AssignorState, WorkerLoad, assign, from_json, to_json
 from caudal.connect.standalone import PluginQueries, check_valid, connector_definition
 from caudal.connect.topic_log import TopicLog
 from caudal.connect.worker import Worker
@@ -40,19 +47,21 @@ from caudal.connect.worker import Worker
 log = logging.getLogger(__name__)
 
 PROTOCOL_TYPE = "connect"
-PROTOCOL = "default"
+EAGER = "default"
+PROTOCOLS = {"eager": [EAGER], "compatible": ["compatible", EAGER], "sessioned": ["sessioned", "compatible", EAGER]}
+"""Group protocols a worker offers per ``connect.protocol``, preferred first (Kafka's names)."""
 LOOP_TICK_S = 0.25
 FORWARD_TIMEOUT_S = 60
 
 
-def assign_round_robin(members: list[str], connectors: list[str], tasks: list[tuple[str, int]]) -> dict[str, dict[str, list]]:
-    """Connectors, then tasks, dealt over the members in order — each worker gets an even share."""
-    out: dict[str, dict[str, list]] = {m: {"connectors": [], "tasks": []} for m in members}
+def assign_round_robin(members: list[str], connectors: list[str], tasks: list[tuple[str, int]]) -> dict[str, WorkerLoad]:
+    """Eager protocol: connectors, then tasks, dealt over the members in order — each worker gets an even share."""
+    dealt: dict[str, tuple[list[str], list[tuple[str, int]]]] = {m: ([], []) for m in members}
     for i, name in enumerate(sorted(connectors)):
-        out[members[i % len(members)]]["connectors"].append(name)
+        dealt[members[i % len(members)]][0].append(name)
     for i, task in enumerate(sorted(tasks)):
-        out[members[(i + len(connectors)) % len(members)]]["tasks"].append(list(task))
-    return out
+        dealt[members[(i + len(connectors)) % len(members)]][1].append(task)
+    return {m: WorkerLoad(frozenset(c), frozenset(t)) for m, (c, t) in dealt.items()}
 
 
 class DistributedHerder(PluginQueries):
@@ -67,7 +76,14 @@ class DistributedHerder(PluginQueries):
         self.url = ""
         self.leader_url = ""
         self.cluster_id = ""
-        self.assignment: dict[str, list] = {"connectors": [], "tasks": []}
+        self.assignment = WorkerLoad()
+        self._protocols = PROTOCOLS[str(config.get("connect.protocol", "sessioned")).lower()]
+        self._max_delay_ms = int(config.get("scheduled.rebalance.max.delay.ms", 0))
+        self._eager = self._protocols == [EAGER]
+        """Stop everything before the next join: this worker or, last round, the group chose eager."""
+        self._assignor = AssignorState()
+        self._led_generation = -1
+        self._rejoin_at: Optional[float] = None
         self._conns = Connections()
         metadata = MetadataManager(self._conns, parse_bootstrap(worker.bootstrap), 30)
         self.member = GroupMember(
@@ -86,6 +102,7 @@ class DistributedHerder(PluginQueries):
         self._handled_restarts: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._http: Optional[aiohttp.ClientSession] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -93,7 +110,8 @@ class DistributedHerder(PluginQueries):
         """Config-topic reader thread: a new or removed connector or task set means a rebalance."""
         if key.startswith(("connector-", "commit-")):
             self.member.rejoin_needed = True
-        self._loop.call_soon_threadsafe(self._changed.set)
+        if self._loop is not None:  # before start() the first join reads the whole topic anyway
+            self._loop.call_soon_threadsafe(self._changed.set)
 
     async def start(self, url: str) -> None:
         self.url = url
@@ -107,6 +125,9 @@ class DistributedHerder(PluginQueries):
         while True:
             self.member.last_poll = time.monotonic()
             try:
+                if self._rejoin_at is not None and time.monotonic() >= self._rejoin_at:
+                    self._rejoin_at = None
+                    self.member.rejoin_needed = True
                 if self.member.rejoin_needed or self.member.membership_lost:
                     await self._rebalance()
                 await self._reconcile()
@@ -131,28 +152,60 @@ class DistributedHerder(PluginQueries):
     # ---- rebalancing ---------------------------------------------------------------------
 
     async def _rebalance(self) -> None:
-        """Eager: stop everything, rejoin, then start this worker's new share."""
-        for name in list(self.worker.connectors):
-            await asyncio.to_thread(self.worker.stop_connector, name)
-        self._running_configs.clear()
+        """Join the group, then stop what this worker no longer owns and remember what it runs now.
+
+        Eager (or after the session was lost, when others may already run this worker's share):
+        everything stops before the join. Cooperative: work keeps running through the join;
+        whatever the leader revoked stops afterwards, and the worker rejoins at once so the
+        follow-up round can hand it to its new owner."""
+        if self._eager or self.member.membership_lost:
+            await self._stop(self.assignment)
+            self.assignment = WorkerLoad()
         self.member.membership_lost = False
-        metadata = json.dumps({"url": self.url}).encode()
-        joined = await self.member.join([(PROTOCOL, metadata)], self._assign, float(self.member.config.rebalance_timeout_ms) / 1000)
+        metadata = json.dumps({"url": self.url, **to_json(self.assignment)}).encode()
+        joined = await self.member.join([(name, metadata) for name in self._protocols], self._assign,
+                                        float(self.member.config.rebalance_timeout_ms) / 1000)
         assignment = json.loads(joined.assignment or b"{}")
-        self.assignment = {"connectors": assignment.get("connectors", []), "tasks": assignment.get("tasks", [])}
+        granted = from_json(assignment)
+        revoked = self.assignment - granted
+        await self._stop(revoked)
+        self.assignment = granted
         self.leader_url = assignment.get("leader_url", "")
+        self._eager = self._protocols == [EAGER] or joined.protocol_name == EAGER
+        delay_ms = int(assignment.get("delay", 0))
+        if not revoked.is_empty:
+            self.member.rejoin_needed = True
+        elif delay_ms > 0:
+            self._rejoin_at = time.monotonic() + delay_ms / 1000
         self._joined.set()
-        log.info("event=connect_assignment worker=%s generation=%d leader=%s connectors=%s tasks=%s", self.worker_id,
-                 joined.generation_id, joined.leader, self.assignment["connectors"], self.assignment["tasks"])
+        log.info("event=connect_assignment worker=%s generation=%d protocol=%s leader=%s connectors=%s tasks=%s revoked=%s delay_ms=%d",
+                 self.worker_id, joined.generation_id, joined.protocol_name, joined.leader, sorted(granted.connectors),
+                 sorted(granted.tasks), to_json(revoked), delay_ms)
+
+    async def _stop(self, work: WorkerLoad) -> None:
+        """Stop revoked tasks, then revoked connectors (a connector whose tasks stay here leaves them running)."""
+        for name, task_id in sorted(work.tasks):
+            await asyncio.to_thread(self.worker.stop_task, name, task_id)
+        for name in sorted(work.connectors):
+            keep_tasks = any(task[0] == name for task in self.assignment.tasks - work.tasks)
+            await asyncio.to_thread(self.worker.stop_connector, name, keep_tasks)
+            self._running_configs.pop(name, None)
 
     async def _assign(self, protocol: str, members: list[tuple[str, bytes]]) -> dict[str, bytes]:
-        urls = {member_id: json.loads(data).get("url", "") for member_id, data in members}
-        ordered = sorted(urls)
+        reported = {member_id: json.loads(data) for member_id, data in members}
         connectors = self._connector_names()
         tasks = [(name, i) for name in connectors for i in range(self._task_count(name))]
-        plan = assign_round_robin(ordered, connectors, tasks)
-        leader_url = self.url
-        return {m: json.dumps({**plan[m], "leader_url": leader_url}).encode() for m in ordered}
+        delay_ms = 0
+        if protocol == EAGER:
+            plan = assign_round_robin(sorted(reported), connectors, tasks)
+        else:
+            if self._led_generation != self.member.generation_id - 1:
+                self._assignor = AssignorState()  # another worker led meanwhile: what this one remembers is stale
+            owned = {member_id: from_json(value) for member_id, value in reported.items()}
+            result = assign(owned, connectors, tasks, self._assignor, time.monotonic(), self._max_delay_ms)
+            plan, delay_ms = result.assignments, result.delay_ms
+        self._led_generation = self.member.generation_id
+        return {m: json.dumps({**to_json(load), "leader_url": self.url, "delay": delay_ms}).encode() for m, load in plan.items()}
 
     @property
     def is_leader(self) -> bool:
@@ -181,20 +234,20 @@ class DistributedHerder(PluginQueries):
 
     async def _reconcile(self) -> None:
         """Start, restart, pause or stop what this worker was assigned, as the config topic now says."""
-        for name in self.assignment["connectors"]:
+        for name in sorted(self.assignment.connectors):
             config = self._connector_config(name)
             if config is None:
                 continue
             target = self._target(name)
             runtime = self.worker.connectors.get(name)
             if runtime is None or self._running_configs.get(name) != config or runtime.target is not target or self._restart_asked(name):
-                if runtime is not None:
-                    await asyncio.to_thread(self.worker.stop_connector, name)
+                if runtime is not None:  # tasks restart by themselves if their configs change
+                    await asyncio.to_thread(self.worker.stop_connector, name, True)
                 runtime = await asyncio.to_thread(self.worker.start_connector, name, config, target)
                 self._running_configs[name] = config
                 await self._publish_tasks(name, runtime.task_configs)
                 self._write_status(f"status-connector-{name}", self.worker.connector_status(name))
-        for name, task_id in self.assignment["tasks"]:
+        for name, task_id in sorted(self.assignment.tasks):
             task_config = self._task_config(name, task_id)
             if task_config is None or self._connector_config(name) is None:
                 continue

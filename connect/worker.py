@@ -97,12 +97,18 @@ class Worker:
             log.info("event=connector_started connector=%s state=%s tasks=%d", name, runtime.state.value, len(runtime.task_configs))
             return runtime
 
-    def stop_connector(self, name: str) -> None:
-        """Stop the tasks, then the connector."""
-        self.stop_tasks(name)
+    def stop_connector(self, name: str, keep_tasks: bool = False) -> None:
+        """Stop the tasks, then the connector. With ``keep_tasks`` (a distributed worker whose connector
+        moves elsewhere or restarts while its tasks stay here) the tasks keep running and a stopped
+        runtime stays behind, so later tasks of the connector can still be started on this worker."""
+        if not keep_tasks:
+            self.stop_tasks(name)
         with self._lock:
             runtime = self.connectors.pop(name, None)
-        if runtime is not None and runtime.instance is not None and runtime.state is not State.FAILED:
+            if keep_tasks and runtime is not None and runtime.instance is not None:
+                self.connectors[name] = ConnectorRuntime(name, runtime.config, runtime.instance, State.STOPPED,
+                                                         target=TargetState.STOPPED)
+        if runtime is not None and runtime.instance is not None and runtime.state not in (State.FAILED, State.STOPPED):
             try:
                 runtime.instance.stop()
             except Exception:
@@ -143,6 +149,7 @@ class Worker:
             task = self.tasks.pop((name, task_id), None)
         if task is not None:
             task.stop(timeout_s + 30)
+            log.info("event=task_stopped connector=%s task=%d", name, task_id)
 
     def stop_tasks(self, name: str) -> None:
         timeout_s = int(self.config.get("task.shutdown.graceful.timeout.ms", 5000)) / 1000

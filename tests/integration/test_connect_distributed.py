@@ -1,9 +1,11 @@
-"""``caudal connect distributed``: two workers share connectors; a killed worker's tasks move on."""
+"""``caudal connect distributed``: workers share connectors; a killed worker's tasks move on, a joining one takes a share."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 from connect_workers import rest
 from nodes import wait_until
 
@@ -14,7 +16,7 @@ SESSION_TIMEOUT_MS = 6000
 
 
 class DistributedWorker(NodeProcess):
-    def __init__(self, tmp: Path, bootstrap: str, name: str) -> None:
+    def __init__(self, tmp: Path, bootstrap: str, name: str, protocol: str = "sessioned") -> None:
         props = tmp / f"{name}.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in {
             "bootstrap.servers": bootstrap, "group.id": "connect-cluster",
@@ -24,7 +26,7 @@ class DistributedWorker(NodeProcess):
             "key.converter": "org.apache.kafka.connect.storage.StringConverter",
             "value.converter": "org.apache.kafka.connect.storage.StringConverter",
             "offset.flush.interval.ms": "300", "session.timeout.ms": str(SESSION_TIMEOUT_MS), "heartbeat.interval.ms": "500",
-            "listeners": f"http://127.0.0.1:{free_port()}",
+            "listeners": f"http://127.0.0.1:{free_port()}", "connect.protocol": protocol,
         }.items()))
         super().__init__(name, ["connect", "distributed", str(props)], tmp / f"{name}.log")
 
@@ -46,8 +48,9 @@ def _values(bootstrap: str, topic: str) -> set[bytes]:
     return seen
 
 
-def test_tasks_of_a_killed_worker_resume_on_the_survivor(dev_node, tmp_path) -> None:
-    workers = {name: DistributedWorker(tmp_path, dev_node.bootstrap, name) for name in ("w1", "w2")}
+@pytest.mark.parametrize("protocol", ["sessioned", "eager"])
+def test_tasks_of_a_killed_worker_resume_on_the_survivor(dev_node, tmp_path, protocol) -> None:
+    workers = {name: DistributedWorker(tmp_path, dev_node.bootstrap, name, protocol) for name in ("w1", "w2")}
     files = {f"src-{i}": tmp_path / f"in-{i}.txt" for i in (1, 2)}
     for name, path in files.items():
         path.write_text("".join(f"{name} line {j}\n" for j in range(1000)))
@@ -81,6 +84,59 @@ def test_tasks_of_a_killed_worker_resume_on_the_survivor(dev_node, tmp_path) -> 
                    what="the dead worker's task to resume on the survivor")
         status = rest(urls[survivor], "GET", "/connectors/src-1/status")[1]
         assert status["tasks"][0]["worker_id"] == urls[survivor].split("://")[1] and status["tasks"][0]["state"] == "RUNNING"
+    finally:
+        for worker in workers.values():
+            worker.kill9()
+
+
+def _task_events(worker: NodeProcess, event: str) -> list[tuple[str, int]]:
+    """(connector, task) of each ``event=task_started``/``task_stopped`` line the worker logged."""
+    found = re.findall(rf"event={event} connector=(\S+) task=(\d+)", worker.log_path.read_text())
+    return [(name, int(task)) for name, task in found]
+
+
+def _running_tasks(url: str, names: list[str]) -> dict[tuple[str, int], str]:
+    """(connector, task) -> worker id of every RUNNING task, as the status API reports it."""
+    out = {}
+    for name in names:
+        for task in rest(url, "GET", f"/connectors/{name}/status")[1]["tasks"]:
+            if task["state"] == "RUNNING":
+                out[(name, task["id"])] = task["worker_id"]
+    return out
+
+
+def test_a_joining_worker_takes_a_share_without_stopping_work_that_stays(dev_node, tmp_path) -> None:
+    """Incremental cooperative rebalancing: when a third worker joins, the others stop only what
+    moves to it; every other task keeps running (no stop, no restart)."""
+    names = [f"coop-{i}" for i in range(4)]
+    workers = {name: DistributedWorker(tmp_path, dev_node.bootstrap, name) for name in ("w1", "w2", "w3")}
+    for name in names:
+        (tmp_path / f"{name}.txt").write_text(f"{name} first\n")
+    try:
+        for name in ("w1", "w2"):
+            workers[name].start()
+        urls = {name: workers[name].wait_ready() for name in ("w1", "w2")}
+        for name in names:
+            config = {"connector.class": "FileStreamSource", "file": str(tmp_path / f"{name}.txt"), "topic": "coop"}
+            wait_until(lambda n=name, c=config: rest(urls["w1"], "POST", "/connectors", {"name": n, "config": c})[0] in (201, 409)
+                       and rest(urls["w1"], "GET", f"/connectors/{n}")[0] == 200, 30, interval_s=0.5, what=f"{name} created")
+        before = wait_until(lambda: len(r := _running_tasks(urls["w1"], names)) == 4 and len(set(r.values())) == 2 and r,
+                            60, interval_s=0.5, what="four tasks running on two workers")
+        started_before = {w: _task_events(workers[w], "task_started") for w in ("w1", "w2")}
+
+        workers["w3"].start()
+        urls["w3"] = workers["w3"].wait_ready()
+        w3_id = urls["w3"].split("://")[1]
+        after = wait_until(lambda: len(r := _running_tasks(urls["w1"], names)) == 4 and w3_id in r.values() and r,
+                           60, interval_s=0.5, what="the new worker runs a task")
+
+        moved = {task for task, owner in after.items() if owner == w3_id}
+        stayed = {task for task, owner in after.items() if owner != w3_id}
+        assert stayed and all(after[task] == before[task] for task in stayed), "tasks that did not move stay where they were"
+        for w in ("w1", "w2"):
+            assert _task_events(workers[w], "task_started") == started_before[w], f"{w} restarted no task"
+            assert set(_task_events(workers[w], "task_stopped")) <= moved, f"{w} stopped only tasks that moved"
+        assert set(_task_events(workers["w3"], "task_started")) == moved
     finally:
         for worker in workers.values():
             worker.kill9()

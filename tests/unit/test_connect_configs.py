@@ -493,7 +493,7 @@ def test_standalone_and_distributed_required_keys() -> None:
     assert parsed["config.storage.replication.factor"] == parsed["offset.storage.replication.factor"] == 3
     assert parsed["status.storage.replication.factor"] == -1 and parsed["connect.protocol"] == "EAGER"
     assert (parsed["session.timeout.ms"], parsed["heartbeat.interval.ms"], parsed["rebalance.timeout.ms"],
-            parsed["scheduled.rebalance.max.delay.ms"]) == (10000, 3000, 60000, 300000)
+            parsed["scheduled.rebalance.max.delay.ms"]) == (10000, 3000, 60000, 0)
     errors = DISTRIBUTED_CONFIG.validate({"config.storage.replication.factor": "0", "offset.storage.partitions": "0",
                                           "connect.protocol": "v2"})
     assert errors["config.storage.replication.factor"].errors == [
