@@ -8,6 +8,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from caudal.common import logs
+from caudal.common.server_process import tune_garbage_collector
 from caudal.common.tasks import stop_on_signals
 from caudal.connect.config_def import ConfigException
 from caudal.connect.connect_configs import (
@@ -32,6 +33,7 @@ log = logging.getLogger("caudal.connect")
 
 def run(args: argparse.Namespace) -> int:
     logs.configure("connect", args.log_level)
+    tune_garbage_collector()
     standalone = args.mode == "standalone"
     try:
         props = load_properties(args.worker_properties)
