@@ -77,6 +77,7 @@ class ReplicaManager:
 
     def apply_metadata(self, batch: md.MetadataBatch) -> None:
         """Apply a committed metadata batch and reconcile hosted partitions with it."""
+        touched: set[str] | None = None
         if batch.snapshot:
             image = MetadataImage()
             image.apply_batch(batch)
@@ -84,8 +85,9 @@ class ReplicaManager:
         elif batch.version <= self.image.version:
             return
         else:
+            touched = self.image.topics_touched_by(batch)
             self.image.apply_batch(batch)
-        self._reconcile()
+        self._reconcile(touched)
         self._metadata_changed.set()
         self._metadata_changed = asyncio.Event()
 
@@ -104,13 +106,16 @@ class ReplicaManager:
                 return False
         return True
 
-    def _reconcile(self) -> None:
+    def _reconcile(self, topics: set[str] | None) -> None:
+        """Open, drop and update hosted partitions of ``topics`` (every topic when None) as the image says."""
+        if topics is not None and not topics:
+            return
         wanted = {}
-        for topic in self.image.topics.values():
+        for topic in self.image.topics.values() if topics is None else filter(None, map(self.image.topics.get, topics)):
             for index, state in topic.partitions.items():
                 if self.broker_id in state.replicas:
                     wanted[(topic.name, index)] = (topic, state)
-        for key in list(self.partitions):
+        for key in [k for k in self.partitions if topics is None or k[0] in topics]:
             topic_state = wanted.get(key)
             if topic_state is None or topic_state[0].topic_id != self.partitions[key].topic_id:
                 self._drop(key)

@@ -75,6 +75,31 @@ class MetadataImage:
             self.replay(record)
         self.version = batch.version
 
+    def topics_touched_by(self, batch: md.MetadataBatch) -> set[str] | None:
+        """Names of the topics ``batch`` creates, changes or removes, worked out before it is
+        applied (a removal names its topic by id only); None when a record refers to a topic
+        this image does not know, so the caller must look at everything.
+
+        Lets a broker reconcile only what a change touches: with 100k partitions a full
+        pass per change made each topic creation cost a walk over the whole cluster."""
+        names: set[str] = set()
+        created: dict[bytes, str] = {}
+        for record in batch.records:
+            kind = record.WhichOneof("record")
+            if kind == "topic":
+                names.add(record.topic.name)
+                created[record.topic.topic_id] = record.topic.name
+            elif kind in ("partition", "remove_topic"):
+                topic_id = getattr(record, kind).topic_id
+                known = self.topics_by_id.get(topic_id)
+                name = created.get(topic_id) or (known.name if known is not None else None)
+                if name is None:
+                    return None
+                names.add(name)
+            elif kind == "config" and record.config.resource_type == TOPIC_RESOURCE:
+                names.add(record.config.resource_name)
+        return names
+
     def replay(self, record: md.MetadataRecord) -> None:
         """Apply one record; unknown or stale references are ignored (replay never fails)."""
         kind = record.WhichOneof("record")

@@ -102,7 +102,11 @@ class StickyPartitioner:
         if not candidates:
             candidates = range(num_partitions)
         if len(candidates) > 1 and previous in candidates:
-            candidates = [p for p in candidates if p != previous]
-        chosen = candidates[self._rng.randrange(len(candidates))]
+            # Uniform over the others without building a list of them (a batch closes often
+            # and a topic may have thousands of partitions).
+            pick = self._rng.randrange(len(candidates) - 1)
+            chosen = candidates[pick + (pick >= candidates.index(previous))]
+        else:
+            chosen = candidates[self._rng.randrange(len(candidates))]
         self._sticky[topic] = chosen
         return chosen

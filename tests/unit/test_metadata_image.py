@@ -188,3 +188,24 @@ def test_snapshot_records_rebuild_the_same_image():
     image.replay(md.MetadataRecord(producer_ids=md.ProducerIdsRecord(next_producer_id=4000)))
     rebuilt = image_of(*image.snapshot_records())
     assert state(rebuilt) == state(image)
+
+
+def test_topics_touched_by_names_created_changed_and_removed_topics():
+    image = cluster()
+    new_id = b"n" * 16
+    batch = md.MetadataBatch(version=2, records=[
+        topic("new", new_id), partition(new_id, 0, 1),  # created in the same batch
+        partition(ORDERS_ID, 1, 3, epoch=1),  # a leader change
+        remove(AUDIT_ID),  # known by id only
+        *config_records("orders", [("retention.ms", "1000")]),
+        fence(3, 10),  # no topic
+    ])
+    assert image.topics_touched_by(batch) == {"new", "orders", "audit"}
+
+
+def test_topics_touched_by_broker_changes_alone_is_empty():
+    assert cluster().topics_touched_by(md.MetadataBatch(version=2, records=[fence(1, 10), broker(4)])) == set()
+
+
+def test_topics_touched_by_an_unknown_topic_id_asks_for_everything():
+    assert cluster().topics_touched_by(md.MetadataBatch(version=2, records=[partition(b"x" * 16, 0, 1)])) is None
