@@ -297,9 +297,10 @@ class ReplicaManager:
     # ---- housekeeping --------------------------------------------------------
 
     async def checkpoint(self) -> None:
-        """Write every log's high watermark and wait for all pending writes (clean shutdown)."""
-        for partition in list(self.partitions.values()):
-            await partition.log.flush()
+        """Write every log's high watermark and wait for all pending writes (clean shutdown).
+        All logs flush at once, so their checkpoints share one group commit and one sync
+        instead of one sync per partition."""
+        await asyncio.gather(*(partition.log.flush() for partition in list(self.partitions.values())))
 
     def run_log_maintenance(self) -> None:
         """Retention and compaction on every hosted log (called periodically)."""
