@@ -22,7 +22,7 @@ class FakeBatch:
 
 def _poll(partition: dict, offsets: list[int], batches: list[FakeBatch]) -> SubmittedPoll:
     poll = SubmittedPoll()
-    for offset, batch in zip(offsets, batches):
+    for offset, batch in zip(offsets, batches, strict=True):
         poll.track(partition, {"position": offset})
         poll.sent(batch)
     return poll
