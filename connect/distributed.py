@@ -159,7 +159,9 @@ class DistributedHerder(PluginQueries):
         whatever the leader revoked stops afterwards, and the worker rejoins at once so the
         follow-up round can hand it to its new owner."""
         if self._eager or self.member.membership_lost:
-            await self._stop(self.assignment)
+            for name in list(self.worker.connectors):
+                await asyncio.to_thread(self.worker.stop_connector, name)
+            self._running_configs.clear()
             self.assignment = WorkerLoad()
         self.member.membership_lost = False
         metadata = json.dumps({"url": self.url, **to_json(self.assignment)}).encode()
@@ -265,8 +267,12 @@ class DistributedHerder(PluginQueries):
                 self._write_status(f"status-task-{name}-{task_id}", status)
 
     def _start_task(self, name: str, task_id: int, task_config: dict[str, str], target: TargetState) -> None:
-        if name not in self.worker.connectors:  # the connector runs elsewhere: tasks still need its class
-            self.worker.start_connector(name, self._connector_config(name) or {}, TargetState.STOPPED)
+        config = self._connector_config(name) or {}
+        runtime = self.worker.connectors.get(name)
+        if runtime is None or (name not in self.assignment.connectors and runtime.config != config):
+            # The connector runs elsewhere: tasks still need its class, and its current config
+            # (converters, transforms, error policy), which may have changed since the last task here.
+            self.worker.start_connector(name, config, TargetState.STOPPED)
         self.worker.start_task(name, task_id, task_config, target)
 
     def _restart_asked(self, name: str, task_id: Optional[int] = None) -> bool:
