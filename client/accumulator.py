@@ -188,6 +188,15 @@ class RecordAccumulator:
                 ready_at = batch.created
             return FutureRecordMetadata(batch.result, index, tp, timestamp, key_size, value_size), ready_at
 
+    def has_room(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` has an open batch that is not full, so a record for it would not open
+        one. Read without the lock: the answer only steers the sticky partitioner."""
+        queue = self._queues.get(tp)
+        if not queue:
+            return False
+        batch = queue[-1]
+        return not batch.closed and batch.size < self.batch_size
+
     def _wait_for_space(self, max_block_s: float) -> None:
         deadline = time.monotonic() + max_block_s
         self._space_waiters += 1

@@ -95,29 +95,32 @@ class ProducerCore:
             raise TypeError(f"value must be bytes or None, got {type(value).__name__}")
         if type(key) is not bytes and key is not None and not isinstance(key, (bytes, bytearray)):
             raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
-        sticky = partition is None and key is None and self.config.partitioner is None
-        if partition is None:
-            partition = self._choose_partition(topic, key, count)
-        elif not 0 <= partition < count:
-            raise UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata.")
         tps = self._tps.get(topic)
         if tps is None or len(tps) != count:
             tps = self._tps[topic] = [TopicPartition(topic, p) for p in range(count)]
+        if partition is None:
+            partition = self._choose_partition(topic, key, count, tps)
+        elif not 0 <= partition < count:
+            raise UnknownTopicOrPartitionError(f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata.")
         timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         future, ready_at = self.acc.append(tps[partition], timestamp, key, value, headers or (), self._max_block_s)
-        if ready_at is not None and sticky:
-            self._sticky.on_new_batch(topic, count, partition)
         if on_delivery is not None:
             future.add_callback(on_delivery)
         return future, ready_at
 
-    def _choose_partition(self, topic: str, key: Optional[bytes], count: int) -> int:
+    def _choose_partition(self, topic: str, key: Optional[bytes], count: int, tps: list[TopicPartition]) -> int:
         if self.config.partitioner is not None:
             all_partitions = list(range(count))
             return self.config.partitioner(key, all_partitions, all_partitions)
-        if key is None:
-            return self._sticky.partition(topic, count)
-        return partition_for_key(key, count)
+        if key is not None:
+            return partition_for_key(key, count)
+        partition = self._sticky.partition(topic, count)
+        if not self.acc.has_room(tps[partition]):
+            # As Kafka's producer does: a record that would open a new batch moves the sticky
+            # partition first, and the new batch fills up before the next move. (Moving after
+            # opening it left one record per batch across every partition of the topic.)
+            partition = self._sticky.on_new_batch(topic, count, partition)
+        return partition
 
     def abort_unsent(self) -> None:
         self.acc.abort_all(KafkaTimeoutError("producer closed before the record was sent"))

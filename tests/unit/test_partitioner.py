@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner import murmur2 as kafka_python_murmur2
 
+from caudal.client.config import ProducerConfig, build_config
+from caudal.client.producer import ProducerCore
 from caudal.common.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 
 # org.apache.kafka.common.utils.UtilsTest#testMurmur2
@@ -133,3 +135,16 @@ def test_shrunk_partition_count_picks_again():
     while sp.partition("t", 10) < 3:
         sp.on_new_batch("t", 10, sp.partition("t", 10))
     assert sp.partition("t", 3) < 3
+
+
+def test_null_key_records_fill_a_batch_before_the_sticky_partition_moves():
+    """KIP-480 as Kafka's producer applies it: the record that would open a new batch moves the
+    sticky partition first, so every batch but the open one is full (not one record per partition)."""
+    core = ProducerCore(build_config(ProducerConfig, {"bootstrap_servers": "127.0.0.1:1", "batch_size": 1000}))
+    for _ in range(500):
+        core.enqueue("t", b"x" * 100, None, None, None, None, None, 100)
+    batches = core.acc.incomplete()
+    full = [b for b in batches if b.size >= 1000]
+    assert len(batches) - len(full) == 1, "only the batch being filled is not full"
+    assert sum(b.builder.record_count for b in batches) == 500
+    assert len({b.tp.partition for b in batches}) > 1, "the sticky partition moved on as batches filled"
