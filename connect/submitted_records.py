@@ -51,8 +51,13 @@ class SubmittedPoll:
 
     def track(self, partition: dict[str, Any], offset: dict[str, Any]) -> None:
         """Note a polled record's source position. Tasks reuse one partition dict for all its
-        records, so positions are keyed by the dict's identity here and by content once settled."""
-        self._offsets[id(partition)] = (partition, offset)
+        records, so positions are keyed by the dict's identity here and by content once settled.
+        The newest position moves to the end, so equal partitions in different dicts settle on it."""
+        offsets = self._offsets
+        key = id(partition)
+        if key in offsets:
+            del offsets[key]
+        offsets[key] = (partition, offset)
 
     def sent(self, batch: BatchCompletion) -> None:
         self.batches[batch] = self.batches.get(batch, 0) + 1

@@ -94,3 +94,12 @@ def test_a_poll_without_sent_records_is_settled_at_once() -> None:
 def test_partition_key_handles_unhashable_values() -> None:
     assert partition_key({"b": 1, "a": 2}) == partition_key({"a": 2, "b": 1})
     assert partition_key({"tables": ["x", "y"]}) == '{"tables": ["x", "y"]}'
+
+
+def test_the_newest_position_wins_when_a_partition_comes_in_several_dicts() -> None:
+    shared, other = {"file": "a"}, {"file": "a"}
+    poll = SubmittedPoll()
+    poll.track(shared, {"position": 1})
+    poll.track(other, {"position": 2})
+    poll.track(shared, {"position": 3})
+    assert list(poll.offsets().values()) == [({"file": "a"}, {"position": 3})]
