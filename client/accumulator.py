@@ -68,7 +68,7 @@ class FutureRecordMetadata:
         self._timestamp, self._key_size, self._value_size = timestamp, key_size, value_size
 
     def done(self) -> bool:
-        return self._batch.event.is_set()
+        return self._batch.done()
 
     @property
     def batch(self) -> BatchResult:
