@@ -72,6 +72,7 @@ class BrokerServer:
         self.replicas: ReplicaManager | None = None
         self.lifecycle: BrokerLifecycle | None = None
         self._server: grpc.aio.Server | None = None
+        self._service: BrokerService | None = None
         self._health = health.aio.HealthServicer()
         self._maintenance: asyncio.Task[None] | None = None
         self._collector: Collector | None = None
@@ -91,8 +92,8 @@ class BrokerServer:
         self.replicas.on_leadership_change = self._leadership_changed
         self._server = grpc.aio.server(options=GRPC_OPTIONS)
         producer_ids = ProducerIdManager(self.node_id, link, self._broker_epoch)
-        service = BrokerService(self.replicas, controller, producer_ids, self.groups)
-        broker_pb2_grpc.add_BrokerServicer_to_server(service, self._server)
+        self._service = BrokerService(self.replicas, controller, producer_ids, self.groups)
+        broker_pb2_grpc.add_BrokerServicer_to_server(self._service, self._server)
         replication_pb2_grpc.add_ReplicationServicer_to_server(
             ReplicationService(LeaderFetch(self.replicas, self.isr)), self._server
         )
@@ -151,6 +152,8 @@ class BrokerServer:
             await self.isr.stop()
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
+            if self._service is not None:
+                self._service.sessions.close()
             await self._server.stop(grace_s)
         if self.replicas is not None:
             await self.replicas.checkpoint()

@@ -10,7 +10,7 @@ the server down.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import AsyncIterator, Protocol
 
 import grpc
 
@@ -18,6 +18,7 @@ from caudal.broker.group_coordinator import GroupCoordinator
 from caudal.broker.metrics import REQUEST_LATENCY
 from caudal.broker.producer_ids import ProducerIdManager
 from caudal.broker.replica_manager import ReplicaManager
+from caudal.broker.sessions import Sessions
 from caudal.common.errors import InvalidRequestError, UnknownTopicOrPartitionError
 from caudal.common.metadata import BROKER_RESOURCE, TOPIC_RESOURCE
 from caudal.v1 import broker_pb2 as pb
@@ -71,6 +72,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         self.controller = controller
         self.producer_ids = producer_ids
         self.groups = groups
+        self.sessions = Sessions()
 
     async def Produce(self, request: pb.ProduceRequest, context: object) -> pb.ProduceResponse:
         with _PRODUCE_LATENCY.time():
@@ -79,6 +81,21 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
     async def Fetch(self, request: pb.FetchRequest, context: object) -> pb.FetchResponse:
         with _FETCH_LATENCY.time():
             return await self.replicas.fetch(request)
+
+    async def ProduceSession(self, requests: AsyncIterator[pb.ProduceRequest], context: object) -> AsyncIterator[pb.ProduceResponse]:
+        async for response in self.sessions.serve(requests, self._produce_in_session):
+            yield response
+
+    async def FetchSession(self, requests: AsyncIterator[pb.FetchRequest], context: object) -> AsyncIterator[pb.FetchResponse]:
+        async for response in self.sessions.serve(requests, self._fetch_in_session):
+            yield response
+
+    async def _produce_in_session(self, request: pb.ProduceRequest) -> pb.ProduceResponse | None:
+        response = await self.Produce(request, None)
+        return None if request.acks == 0 else response
+
+    async def _fetch_in_session(self, request: pb.FetchRequest) -> pb.FetchResponse:
+        return await self.Fetch(request, None)
 
     async def ListOffsets(self, request: pb.ListOffsetsRequest, context: object) -> pb.ListOffsetsResponse:
         with _LIST_OFFSETS_LATENCY.time():

@@ -152,7 +152,10 @@ class Sender:
                     batch.attempts += 1
             request = self._request(group)
             if self.acks == 0:
-                self._spawn(self._fire_and_forget(address, request))
+                try:
+                    await self.metadata.conns.call(address, "Produce", request, self.timeout_s, answered=False)
+                except CaudalError as e:
+                    log.debug("event=acks0_send_failed address=%s error=%s", address, e)
                 for batches in group.values():
                     self._finish(batches, -1, -1, None)
                 return
@@ -173,12 +176,6 @@ class Sender:
                     self._finish(batches, r.base_offset, r.log_append_time, None)
         finally:
             slot.release()
-
-    async def _fire_and_forget(self, address: str, request: pb.ProduceRequest) -> None:
-        try:
-            await self.metadata.conns.call(address, "Produce", request, self.timeout_s)
-        except CaudalError as e:
-            log.debug("event=acks0_send_failed address=%s error=%s", address, e)
 
     async def _retry_or_fail(self, batches: list[ProducerBatch], error: CaudalError) -> None:
         if not error.retriable or batches[0].attempts > self.config.retries:
