@@ -5,8 +5,11 @@ watermark and may bring the follower back into the ISR. Before serving, the
 leader checks the follower's last fetched epoch against its own epoch cache
 (KIP-320): if the follower's log diverges — it has batches of an epoch that
 ended earlier here — the answer tells it where to truncate instead of data.
-Followers read up to the leader's durable log end, not the high watermark:
-that is what lets the watermark advance. With nothing to send, the fetch parks
+Followers read up to the leader's log end, not the high watermark: that is
+what lets the watermark advance. They get batches the leader is still writing
+and syncing, so replication overlaps the leader's own write; the watermark
+counts the leader only up to its durable end, so nothing is committed before
+it is durable on the leader too. With nothing to send, the fetch parks
 until the leader appends or ``max_wait_ms`` passes. Owned by the broker's loop.
 """
 
@@ -76,8 +79,8 @@ class LeaderFetch:
                 partition.on_follower_fetch(request.replica_id, rp.fetch_offset)
                 self.isr.maybe_expand(partition)
                 out.high_watermark = partition.high_watermark
-                if rp.fetch_offset < log.durable_end_offset and budget > 0:
-                    data = log.read(rp.fetch_offset, budget, log.durable_end_offset)
+                if rp.fetch_offset < log.log_end_offset and budget > 0:
+                    data = log.read(rp.fetch_offset, budget, log.log_end_offset)
                     out.records = data
                     budget -= len(data)
                     has_data = has_data or bool(data)

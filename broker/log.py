@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import logging
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
@@ -140,6 +141,10 @@ class PartitionLog:
         self._epochs = [e for e, _ in epochs]
         self._epoch_starts = [s for _, s in epochs]
         self._failed: StorageError | None = None
+        self._unwritten: collections.deque[tuple[int, int, bytes]] = collections.deque()
+        """(base offset, next offset, bytes) of appended batches not yet durable, oldest
+        first: reads beyond the durable end (followers fetching) are served from here, so
+        replication starts while this replica's own write and sync are still running."""
         self.producers = ProducerStateTable()
         """Idempotent producers' recent batches, rebuilt from the log on open and after truncation."""
         self._inflight = 0  # commits submitted and not yet completed
@@ -254,24 +259,25 @@ class PartitionLog:
 
     # ---- append --------------------------------------------------------------
 
-    async def append(self, payload: bytes, headers: list[BatchHeader], leader_epoch: int) -> AppendResult:
+    def append(self, payload: bytes, headers: list[BatchHeader], leader_epoch: int) -> Awaitable[AppendResult]:
         """Append validated producer batches: assign offsets, write, wait per the flush policy.
 
-        ``headers`` are ``validate_batches(payload)``. Offsets are assigned before the
-        first await; the batches are durable (fsynced when ``log.flush.policy=sync``)
-        when this returns. MESSAGE_TOO_LARGE for a batch above ``max.message.bytes``.
+        ``headers`` are ``validate_batches(payload)``. Offsets are assigned and the
+        batches are readable by :meth:`read` up to the log end (followers fetch them)
+        when this returns; awaiting the result waits until they are durable (fsynced when
+        ``log.flush.policy=sync``). MESSAGE_TOO_LARGE for a batch above ``max.message.bytes``.
         """
         self._check_open()
         original = self.producers.check(headers)
         if original is not None:
             count = sum(h.last_offset_delta + 1 for h in headers)
-            return AppendResult(original, original + count - 1, -1, self.log_start_offset, duplicate=True)
+            return _ready(AppendResult(original, original + count - 1, -1, self.log_start_offset, duplicate=True))
         base = self._leo
         append_time = self._clock() if self.config.message_timestamp_type == "LogAppendTime" else -1
         ops = self._stage(payload, headers, leader_epoch, append_time)
-        end = self._leo  # read before awaiting: later appends move the log end offset
-        await self._commit(ops, self.config.sync_writes, end)
-        return AppendResult(base, end - 1, append_time, self.log_start_offset)
+        end = self._leo  # read now: later appends move the log end offset
+        written = self._commit(ops, self.config.sync_writes, end)
+        return _when_written(written, AppendResult(base, end - 1, append_time, self.log_start_offset))
 
     async def append_replica(self, payload: bytes, headers: list[BatchHeader]) -> None:
         """Append batches fetched from the leader, keeping their offsets and leader epochs.
@@ -351,6 +357,7 @@ class PartitionLog:
             if not touched or touched[-1] is not seg:
                 touched.append(seg)
             ops.append((CF_LOG, log_key(pkey, base), data))
+            self._unwritten.append((base, base + h.last_offset_delta + 1, data))
             if h.producer_id >= 0:
                 self.producers.record(h._replace(base_offset=base, partition_leader_epoch=epoch))
             max_ts = h.max_timestamp if append_time < 0 else append_time
@@ -380,6 +387,9 @@ class PartitionLog:
             self._failed = exc
         elif end > self._durable_end:
             self._durable_end = end
+            unwritten = self._unwritten
+            while unwritten and unwritten[0][1] <= end:
+                unwritten.popleft()
 
     # ---- read ----------------------------------------------------------------
 
@@ -404,18 +414,33 @@ class PartitionLog:
         pkey = self._pkey
         out: list[bytes] = []
         total = 0
-        for key, value in self._store.items_from_floor(
-            CF_LOG, log_key(pkey, fetch_offset), log_key(pkey, start), log_key(pkey, upper)
-        ):
-            if not out and batch_last_offset(offset_of_key(key), value) < fetch_offset:
-                continue  # the floor batch ends before fetch_offset (records compacted away)
-            size = len(value)
-            if out and total + size > max_bytes:
-                break
-            out.append(value)
-            total += size
-            if total >= max_bytes:
-                break
+        stored_upper = min(upper, self._durable_end)
+        if fetch_offset < stored_upper:
+            for key, value in self._store.items_from_floor(
+                CF_LOG, log_key(pkey, fetch_offset), log_key(pkey, start), log_key(pkey, stored_upper)
+            ):
+                if not out and batch_last_offset(offset_of_key(key), value) < fetch_offset:
+                    continue  # the floor batch ends before fetch_offset (records compacted away)
+                size = len(value)
+                if out and total + size > max_bytes:
+                    return b"".join(out)
+                out.append(value)
+                total += size
+                if total >= max_bytes:
+                    return b"".join(out)
+        if upper > self._durable_end:
+            for base, next_offset, value in self._unwritten:
+                if base >= upper:
+                    break
+                if next_offset <= fetch_offset:
+                    continue
+                size = len(value)
+                if out and total + size > max_bytes:
+                    break
+                out.append(value)
+                total += size
+                if total >= max_bytes:
+                    break
         return b"".join(out)
 
     def batches(self, start_offset: int, end_offset: int) -> Iterator[tuple[int, bytes]]:
@@ -629,6 +654,7 @@ class PartitionLog:
             )
             del self._epochs[drop_from:], self._epoch_starts[drop_from:]
         self._leo = self._durable_end = cut
+        self._unwritten.clear()
         self._hw = cut if restart else min(self._hw, cut)
         self._hw_checkpointed = self._hw
         ops.append((CF_META, pkey + _TAG_HW, _I64.pack(self._hw)))
@@ -670,6 +696,15 @@ class PartitionLog:
     def _submit(self, ops: list[Op], sync: bool) -> None:
         """Queue maintenance writes in order behind in-flight appends without waiting for them."""
         self._commit(ops, sync).add_done_callback(_retrieve)
+
+
+async def _ready(result: AppendResult) -> AppendResult:
+    return result
+
+
+async def _when_written(written: "asyncio.Future[None]", result: AppendResult) -> AppendResult:
+    await written
+    return result
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

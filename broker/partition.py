@@ -20,6 +20,7 @@ from caudal.broker.log import PartitionLog
 from caudal.broker.replica_state import FollowerProgress, LeaderReplicaState
 from caudal.common.errors import NotEnoughReplicasError, NotLeaderOrFollowerError, RequestTimedOutError
 from caudal.common.record_batch import BatchHeader
+from caudal.common.tasks import wait_or_time_out
 from caudal.common.topic_config import TopicConfig
 
 
@@ -60,7 +61,7 @@ async def park(waiters: "list[_Waiters]", timeout_s: float) -> None:
     for w in waiters:
         w.add(fut)
     try:
-        await asyncio.wait_for(fut, timeout_s)
+        await wait_or_time_out(fut, timeout_s)
     except asyncio.TimeoutError:
         pass
     finally:
@@ -140,8 +141,9 @@ class Partition:
                 f"{self.topic}-{self.index} has {len(self.isr)} in-sync replicas ({self.isr}), "
                 f"fewer than min.insync.replicas={self.min_isr}"
             )
-        result = await self.log.append(payload, headers, self.leader_epoch)
-        self.append_waiters.wake()
+        written = self.log.append(payload, headers, self.leader_epoch)
+        self.append_waiters.wake()  # followers fetch the batches while they are being written here
+        result = await written
         self.maybe_advance_high_watermark()
         if acks == -1:
             await self._wait_committed(result.last_offset + 1, timeout_s)
@@ -154,7 +156,7 @@ class Partition:
         entry = (offset, fut)
         self._acks.append(entry)
         try:
-            await asyncio.wait_for(fut, timeout_s)
+            await wait_or_time_out(fut, timeout_s)
         except asyncio.TimeoutError:
             raise RequestTimedOutError(
                 f"{self.topic}-{self.index}: not replicated to the ISR {self.isr} within {timeout_s:.1f} s"

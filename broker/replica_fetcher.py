@@ -112,6 +112,7 @@ class ReplicaFetcher:
 
     async def _handle(self, response: rpb.ReplicaFetchResponse) -> None:
         backoff = False
+        appends = []
         for r in response.partitions:
             p = self.replicas.partition_by_id(r.topic_id, r.partition)
             if p is None or p.is_leader or p.leader != self.leader_id:
@@ -127,12 +128,19 @@ class ReplicaFetcher:
                     p.topic, p.index, r.diverging_epoch, r.diverging_end_offset, p.log.log_end_offset,
                 )
                 await p.log.truncate_to(r.diverging_end_offset)
+            elif r.records:
+                appends.append(_append(p, r.records, r.high_watermark))
             else:
-                if r.records:
-                    await p.log.append_replica(r.records, validate_batches(r.records))
                 p.follow_high_watermark(r.high_watermark)
+        if appends:  # concurrently, so the partitions' appends share one group commit
+            await asyncio.gather(*appends)
         if backoff:
             await asyncio.sleep(RECONNECT_BACKOFF_S)
+
+
+async def _append(partition: Partition, records: bytes, leader_high_watermark: int) -> None:
+    await partition.log.append_replica(records, validate_batches(records))
+    partition.follow_high_watermark(leader_high_watermark)
 
 
 class ReplicaFetcherManager:

@@ -17,6 +17,10 @@ dedicated writer thread repeatedly takes whatever is pending, writes it with a s
 ``db.write`` (synced if any waiter asked for it) and resolves all the waiters with one
 ``call_soon_threadsafe`` per loop. Durability therefore costs one fsync per group, not
 per append, and commits land in RocksDB in exactly the order they were submitted.
+A synced group is an unsynced ``db.write`` followed by ``flush_wal(sync=True)``
+rather than one synced write: rocksdict holds the GIL through ``write`` but
+releases it in ``flush_wal``, so the broker's loop keeps serving while the WAL
+is fsynced instead of stalling for the whole sync.
 """
 
 from __future__ import annotations
@@ -111,7 +115,8 @@ class GroupCommitter:
 
     Ownership: ``commit`` is called on an asyncio loop thread; the mutations are added
     to the pending WriteBatch under a lock on that thread, so the writer thread's
-    Python work per group is a swap, one ``db.write`` (which releases the GIL) and one
+    Python work per group is a swap, one ``db.write`` (a memtable insert and a WAL
+    append, under the GIL), one ``flush_wal`` (the fsync, without the GIL) and one
     ``call_soon_threadsafe`` per loop. Invariants: groups are written in submission
     order, each group is one atomic WriteBatch, a group is synced if any of its
     commits asked for it, and after the first failed write every later commit fails
@@ -246,11 +251,10 @@ class GroupCommitter:
             if exc is None:
                 try:
                     if len(batch):
-                        self._db.write(batch, self._sync_opts if sync else self._plain_opts)
+                        self._db.write(batch, self._plain_opts)
                         self.writes += 1
-                    elif sync:
-                        self._db.flush_wal(True)
                     if sync:
+                        self._db.flush_wal(True)
                         self.syncs += 1
                     self.commits += count
                 except Exception as err:

@@ -129,6 +129,30 @@ def test_read_returns_the_batch_containing_the_offset_and_respects_bounds(store)
         plog.read(-1, 10**6, 20)
 
 
+def test_batches_are_readable_up_to_the_log_end_while_they_are_being_written(store):
+    plog = open_log(store)
+    asyncio.run(append(plog, batch(2, size=50)))  # offsets 0-1, durable
+
+    async def main():
+        b = [batch(3, size=50), batch(4, size=50)]  # offsets 2-4 and 5-8
+        pending = [plog.append(*payload_of(x), 0) for x in b]
+        assert plog.durable_end_offset == 2 and plog.log_end_offset == 9
+        before = plog.read(0, 10**6, plog.log_end_offset)
+        assert offsets_of(before) == list(range(9))  # stored batch, then the two still in flight
+        assert offsets_of(plog.read(2, 10**6, 9)) == list(range(2, 9))
+        assert offsets_of(plog.read(5, 10**6, 9)) == list(range(5, 9))
+        assert offsets_of(plog.read(0, 1, 9)) == [0, 1]  # max_bytes still counts whole batches
+        assert offsets_of(plog.read(2, 10**6, 5)) == [2, 3, 4]  # max_offset still bounds
+        stored = plog.read(0, 10**6, 2)
+        assert offsets_of(stored) == [0, 1] and before.startswith(stored)
+        await asyncio.gather(*pending)
+        assert plog.durable_end_offset == 9
+        return before
+
+    before = asyncio.run(main())
+    assert plog.read(0, 10**6, 9) == before  # the same bytes once they are stored
+
+
 def test_reads_stay_inside_their_partition(store):
     p0, p1 = open_log(store, partition=0), open_log(store, partition=1)
 
