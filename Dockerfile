@@ -8,17 +8,20 @@
 #      clients can reach; host networking keeps 127.0.0.1:9092 valid)
 #
 # Two stages: the build stage installs the package and its dependencies into a
-# virtualenv (every dependency ships manylinux wheels for amd64 and arm64, so no
-# compiler is needed; on a platform without wheels add build-essential to this
-# stage only); the runtime stage copies just that virtualenv, so nothing used to
-# build — pip, setuptools, the source tree — ends up in the image.
+# virtualenv (every dependency ships manylinux wheels for amd64 and arm64; the C
+# compiler is for caudal's own compiled record decoder, which consumers use when
+# it is built); the runtime stage copies just that virtualenv, so nothing used to
+# build — the compiler, pip, setuptools, the source tree — ends up in the image.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/caudal
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* \
+ && python -m venv /opt/caudal
 WORKDIR /src
 # What is copied is decided by .dockerignore (tests, k8s/, VCS and caches stay out).
 COPY . .

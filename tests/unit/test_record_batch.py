@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import shutil
 import struct
+import sysconfig
 
 import pytest
 from crc32c import crc32c
@@ -12,6 +15,8 @@ from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
+from caudal.client.structs import ConsumerRecord
+from caudal.common import record_batch
 from caudal.common.compression import CompressionType
 from caudal.common.errors import (
     CaudalError,
@@ -39,6 +44,20 @@ from caudal.common.record_batch import (
     validate_batches,
     with_base_offset,
 )
+
+DEFAULT_DECODER = record_batch.decode_section
+DECODERS = {"python": record_batch._decode_section}
+if record_batch._compiled_decode_section is not None:
+    DECODERS["compiled"] = record_batch._decode_section_compiled
+
+
+@pytest.fixture(scope="module", autouse=True, params=sorted(DECODERS))
+def decoder(request):
+    """Every test here runs with each records loop: the compiled one and its Python fallback."""
+    chosen = record_batch.decode_section
+    record_batch.decode_section = DECODERS[request.param]
+    yield request.param
+    record_batch.decode_section = chosen
 
 CODECS = list(CompressionType)
 T0 = 1_700_000_000_000
@@ -548,3 +567,68 @@ def test_errors_carry_kafka_codes():
     with pytest.raises(CorruptRecordError) as excinfo:
         validate_batch(b"\x00" * 10)
     assert excinfo.value.code.name == "CORRUPT_MESSAGE"
+
+
+# ------------------------------------------------------------------------------ the compiled loop
+
+
+def test_the_compiled_loop_is_built_wherever_a_c_compiler_is():
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler):
+        assert "compiled" in DECODERS, "pip install should have built caudal.common._record_decoder"
+        assert DEFAULT_DECODER is record_batch._decode_section_compiled  # what every decoder uses
+
+
+def _decode_with(name, batch, **kwargs):
+    records = []
+    DECODERS[name](records, *_section_args(batch), **kwargs)
+    return records
+
+
+def _section_args(batch):
+    header = parse_header(batch)
+    return batch, BATCH_OVERHEAD, len(batch), header.record_count, header.base_offset, header.base_timestamp
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=records_st, base_offset=st.integers(0, 2**62))
+def test_both_loops_decode_every_batch_to_equal_records(records, base_offset):
+    batch = with_base_offset(build_batch(records), base_offset, 0)
+    decoded = {name: _decode_with(name, batch, record_type=ConsumerRecord, prefix=("orders", 3)) for name in DECODERS}
+    expected = [ConsumerRecord("orders", 3, *r) for r in expected_records(records, base_offset)]
+    for name, got in decoded.items():
+        assert [type(r) for r in got] == [ConsumerRecord] * len(records)
+        assert [r._replace(headers=tuple(r.headers)) for r in got] == expected, name
+
+
+def test_compiled_records_stay_out_of_the_garbage_collector():
+    if "compiled" not in DECODERS:
+        assert DEFAULT_DECODER is record_batch._decode_section
+        return
+    batch = simple_batch(3)
+    for r in _decode_with("compiled", batch, record_type=ConsumerRecord, prefix=("orders", 0)):
+        assert not gc.is_tracked(r) and not any(gc.is_tracked(h) for h in r.headers)
+    tracked_prefix = (["not", "atomic"],)
+    records = _decode_with("compiled", batch, record_type=tuple, prefix=tracked_prefix)
+    assert all(gc.is_tracked(r) for r in records)  # a prefix that could form cycles keeps them tracked
+
+
+@pytest.mark.parametrize("section", [
+    b"\x08\x00\x00\x00\x03\x00\x00",
+    b"\x08\x00\x00\x00\x00\x05\x00",
+    b"\x0a\x00\x00\x00\x01\x01\x00",
+    b"\x08\x00\x00\x00\x01\x01\x01",
+    b"\x0e\x00\x00\x00\x01\x01\x02\x03\x00\x00",
+    b"\x0e\x00\x00\x00\x01\x01\x02\x00\x03\x00",
+    b"\x10\x00\x00\x00\x01\x01\x02\x02\xff\x01",
+    b"\x08\x00" + b"\xff" * 11 + b"\x00",
+    b"\x08\x00\x00",
+])
+def test_both_loops_reject_a_corrupt_record_with_the_same_message(section):
+    batch = batch_with_section(section)
+    messages = set()
+    for name in DECODERS:
+        with pytest.raises(CorruptRecordError) as excinfo:
+            _decode_with(name, batch)
+        messages.add(excinfo.value.message)
+    assert len(messages) == 1, messages
