@@ -45,19 +45,20 @@ from caudal.common.record_batch import (
     with_base_offset,
 )
 
-DEFAULT_DECODER = record_batch.decode_section
+DEFAULT_LOOPS = (record_batch.decode_section, record_batch.append_record)
 DECODERS = {"python": record_batch._decode_section}
+ENCODERS = {"python": record_batch._append_record}
 if record_batch._compiled_decode_section is not None:
     DECODERS["compiled"] = record_batch._decode_section_compiled
+    ENCODERS["compiled"] = record_batch._compiled_append_record
 
 
 @pytest.fixture(scope="module", autouse=True, params=sorted(DECODERS))
-def decoder(request):
-    """Every test here runs with each records loop: the compiled one and its Python fallback."""
-    chosen = record_batch.decode_section
-    record_batch.decode_section = DECODERS[request.param]
+def record_loops(request):
+    """Every test here runs with each pair of records loops: the compiled ones and their Python fallbacks."""
+    record_batch.decode_section, record_batch.append_record = DECODERS[request.param], ENCODERS[request.param]
     yield request.param
-    record_batch.decode_section = chosen
+    record_batch.decode_section, record_batch.append_record = DEFAULT_LOOPS
 
 CODECS = list(CompressionType)
 T0 = 1_700_000_000_000
@@ -575,8 +576,30 @@ def test_errors_carry_kafka_codes():
 def test_the_compiled_loop_is_built_wherever_a_c_compiler_is():
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler):
-        assert "compiled" in DECODERS, "pip install should have built caudal.common._record_decoder"
-        assert DEFAULT_DECODER is record_batch._decode_section_compiled  # what every decoder uses
+        assert "compiled" in DECODERS, "pip install should have built caudal.common._record_codec"
+        assert DEFAULT_LOOPS == (record_batch._decode_section_compiled, record_batch._compiled_append_record)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offset_delta=st.integers(0, 2**31 - 1),
+    timestamp_delta=st.integers(-(2**63), 2**63 - 1),
+    key=st.one_of(st.none(), st.binary(max_size=300)),
+    value=st.one_of(st.none(), st.binary(max_size=300), st.binary(min_size=8200, max_size=8300).map(bytearray)),
+)
+def test_both_loops_encode_a_record_to_the_same_bytes(offset_delta, timestamp_delta, key, value):
+    encoded = set()
+    for append in ENCODERS.values():
+        buf = bytearray(b"earlier records")
+        append(buf, offset_delta, timestamp_delta, key, value)
+        encoded.add(bytes(buf))
+    assert len(encoded) == 1
+
+
+def test_the_compiled_encoder_rejects_what_is_not_bytes():
+    for append in ENCODERS.values():
+        with pytest.raises(TypeError):
+            append(bytearray(), 0, 0, "text", None)
 
 
 def _decode_with(name, batch, **kwargs):
@@ -603,7 +626,7 @@ def test_both_loops_decode_every_batch_to_equal_records(records, base_offset):
 
 def test_compiled_records_stay_out_of_the_garbage_collector():
     if "compiled" not in DECODERS:
-        assert DEFAULT_DECODER is record_batch._decode_section
+        assert DEFAULT_LOOPS == (record_batch._decode_section, record_batch._append_record)
         return
     batch = simple_batch(3)
     for r in _decode_with("compiled", batch, record_type=ConsumerRecord, prefix=("orders", 0)):

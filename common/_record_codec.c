@@ -1,8 +1,11 @@
 /*
- * The consumer's hot loop in C: the records of one RecordBatch v2 section.
+ * The clients' per-record loops in C: decoding the records of one RecordBatch
+ * v2 section (the consumer) and appending one record to a batch being built
+ * (the producer).
  *
- * Mirrors _decode_section in record_batch.py (which stays as the fallback when
- * this module is not built) and is tested against it. It makes each record as
+ * Each mirrors its Python twin in record_batch.py (_decode_section and
+ * _encode_record), which stays as the fallback when this module is not built,
+ * and is tested against it. Decoding makes each record as
  * an instance of the given tuple type, (*prefix, offset, timestamp, key, value,
  * headers), and leaves it out of the cyclic garbage collector: a record holds
  * only strings, ints, bytes, None and tuples of those, so it can never be part
@@ -258,12 +261,99 @@ done:
     return result;
 }
 
+/* ---- encoding ---------------------------------------------------------------------- */
+
+static int zigzag_size(int64_t value) {
+    uint64_t z = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    int size = 1;
+    while (z > 0x7F) {
+        z >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static char *put_zigzag(char *out, int64_t value) {
+    uint64_t z = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    while (z > 0x7F) {
+        *out++ = (char)((z & 0x7F) | 0x80);
+        z >>= 7;
+    }
+    *out++ = (char)z;
+    return out;
+}
+
+/* Borrow the bytes of key or value: *len is -1 for None. 0 on success, -1 with TypeError set. */
+static int borrow(PyObject *obj, Py_buffer *view, Py_ssize_t *len) {
+    if (obj == Py_None) {
+        *len = -1;
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    *len = view->len;
+    return 0;
+}
+
+static PyObject *append_record(PyObject *self, PyObject *args) {
+    PyObject *buf, *key, *value;
+    long long offset_delta, timestamp_delta;
+    if (!PyArg_ParseTuple(args, "O!LLOO", &PyByteArray_Type, &buf, &offset_delta, &timestamp_delta, &key, &value)) {
+        return NULL;
+    }
+    Py_buffer kview, vview;
+    Py_ssize_t klen, vlen;
+    if (borrow(key, &kview, &klen) < 0) {
+        return NULL;
+    }
+    if (borrow(value, &vview, &vlen) < 0) {
+        if (klen >= 0) {
+            PyBuffer_Release(&kview);
+        }
+        return NULL;
+    }
+    int64_t body = 1 + zigzag_size(timestamp_delta) + zigzag_size(offset_delta) + zigzag_size(klen) +
+                   (klen > 0 ? klen : 0) + zigzag_size(vlen) + (vlen > 0 ? vlen : 0) + 1;
+    Py_ssize_t old = PyByteArray_GET_SIZE(buf);
+    PyObject *result = NULL;
+    if (PyByteArray_Resize(buf, old + zigzag_size(body) + (Py_ssize_t)body) == 0) {
+        char *out = PyByteArray_AS_STRING(buf) + old;
+        out = put_zigzag(out, body);
+        *out++ = 0; /* attributes */
+        out = put_zigzag(out, timestamp_delta);
+        out = put_zigzag(out, offset_delta);
+        out = put_zigzag(out, klen);
+        if (klen > 0) {
+            memcpy(out, kview.buf, (size_t)klen);
+            out += klen;
+        }
+        out = put_zigzag(out, vlen);
+        if (vlen > 0) {
+            memcpy(out, vview.buf, (size_t)vlen);
+            out += vlen;
+        }
+        *out = 0; /* no headers */
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    if (klen >= 0) {
+        PyBuffer_Release(&kview);
+    }
+    if (vlen >= 0) {
+        PyBuffer_Release(&vview);
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"decode_section", decode_section, METH_VARARGS,
      "decode_section(records, data, pos, end, count, base_offset, base_timestamp, record_type, prefix)"},
+    {"append_record", append_record, METH_VARARGS,
+     "append_record(buf, offset_delta, timestamp_delta, key, value): one header-less record onto a bytearray"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_record_decoder", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_record_codec", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__record_decoder(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__record_codec(void) { return PyModule_Create(&module); }
