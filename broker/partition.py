@@ -199,8 +199,8 @@ class Partition:
         ``eligible`` says whether a broker may join at all (registered and unfenced in
         the metadata this broker has), as the controller would otherwise reject the change.
         """
-        if self.replica_state is None or self.isr_change_pending:
-            return None
+        if self.replica_state is None or self.isr_change_pending or len(self.isr) >= len(self.replicas):
+            return None  # (asked on every follower fetch: the full-ISR case must cost nothing)
         now = self.clock()
         state = self.replica_state
         joining = [

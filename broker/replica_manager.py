@@ -168,7 +168,7 @@ class ReplicaManager:
         if request.acks not in (0, 1, -1):
             err = InvalidRequiredAcksError(f"acks must be 0, 1 or -1 (all), got {request.acks}")
             return self._produce_error_response(request, int(err.code), err.message)
-        slots: list[tuple[pb.PartitionProduceResponse, asyncio.Future[object] | None]] = []
+        slots: list[tuple[pb.PartitionProduceResponse, Awaitable[AppendOutcome]]] = []
         response = pb.ProduceResponse()
         timeout_s = (request.timeout_ms if request.timeout_ms > 0 else DEFAULT_PRODUCE_TIMEOUT_MS) / 1000
         for t in request.topics:
@@ -176,17 +176,18 @@ class ReplicaManager:
             for p in t.partitions:
                 pr = tr.partitions.add(partition=p.partition, base_offset=-1, log_append_time=-1, log_start_offset=-1)
                 try:
-                    append = self._append(t.topic, p.partition, p.records, request.acks, timeout_s)
-                    slots.append((pr, asyncio.ensure_future(append)))
+                    slots.append((pr, self._append(t.topic, p.partition, p.records, request.acks, timeout_s)))
                 except Exception as exc:  # validation errors are raised before the append starts
                     pr.error_code, pr.error_message = error_fields(exc, "Produce")
         if request.acks == 0:
-            for _, fut in slots:
-                self._supervise(fut)
+            for _, append in slots:
+                self._supervise(asyncio.ensure_future(append))
             return pb.ProduceResponse()
-        for pr, fut in slots:
+        if len(slots) > 1:  # start every append before waiting for any
+            slots = [(pr, asyncio.ensure_future(append)) for pr, append in slots]
+        for pr, append in slots:
             try:
-                outcome = await fut
+                outcome = await append
                 pr.base_offset, pr.log_append_time, pr.log_start_offset = outcome.base_offset, outcome.log_append_time, outcome.log_start_offset
             except Exception as exc:
                 pr.error_code, pr.error_message = error_fields(exc, "Produce")
