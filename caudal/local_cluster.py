@@ -10,6 +10,7 @@ it logs ``event=ready``.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -23,11 +24,45 @@ READY = re.compile(r"event=ready (?:bootstrap|listen)=(\S+)")
 READY_TIMEOUT_S = 60.0
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PORTS_BELOW_EPHEMERAL = 12_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
+    """A loopback TCP port nothing listens on right now, for a node to bind a moment later.
+
+    The port comes from just below the kernel's ephemeral range: a port the OS hands
+    out for ``bind(0)`` lies inside that range, which every outgoing connection on the
+    machine also draws from, so between this check and the node's own bind a client
+    connection could take it (seen as "Failed to bind" in busy test runs). Ports
+    already handed out by this process are not handed out again.
+    """
+    low = _ephemeral_low()
+    candidates = range(max(1024, low - _PORTS_BELOW_EPHEMERAL), low)
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket() as s:  # nothing free below the range: let the OS pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass
