@@ -411,37 +411,38 @@ class PartitionLog:
         upper = min(max_offset, self._leo)
         if fetch_offset >= upper:
             return b""
-        pkey = self._pkey
         out: list[bytes] = []
         total = 0
+        for value in self._batches_for_read(fetch_offset, upper):
+            size = len(value)
+            if out and total + size > max_bytes:
+                break
+            out.append(value)
+            total += size
+            if total >= max_bytes:
+                break
+        return b"".join(out)
+
+    def _batches_for_read(self, fetch_offset: int, upper: int) -> Iterator[bytes]:
+        """Stored batches from the one holding ``fetch_offset``, then those still being written."""
         stored_upper = min(upper, self._durable_end)
         if fetch_offset < stored_upper:
+            pkey = self._pkey
+            floor = True
             for key, value in self._store.items_from_floor(
-                CF_LOG, log_key(pkey, fetch_offset), log_key(pkey, start), log_key(pkey, stored_upper)
+                CF_LOG, log_key(pkey, fetch_offset), log_key(pkey, self.log_start_offset), log_key(pkey, stored_upper)
             ):
-                if not out and batch_last_offset(offset_of_key(key), value) < fetch_offset:
+                if floor and batch_last_offset(offset_of_key(key), value) < fetch_offset:
+                    floor = False
                     continue  # the floor batch ends before fetch_offset (records compacted away)
-                size = len(value)
-                if out and total + size > max_bytes:
-                    return b"".join(out)
-                out.append(value)
-                total += size
-                if total >= max_bytes:
-                    return b"".join(out)
+                floor = False
+                yield value
         if upper > self._durable_end:
             for base, next_offset, value in self._unwritten:
                 if base >= upper:
                     break
-                if next_offset <= fetch_offset:
-                    continue
-                size = len(value)
-                if out and total + size > max_bytes:
-                    break
-                out.append(value)
-                total += size
-                if total >= max_bytes:
-                    break
-        return b"".join(out)
+                if next_offset > fetch_offset:
+                    yield value
 
     def batches(self, start_offset: int, end_offset: int) -> Iterator[tuple[int, bytes]]:
         """(base offset, bytes) of stored batches with base in ``[start_offset, end_offset)``."""

@@ -80,18 +80,26 @@ class Session:
             fut = self._waiting[correlation_id] = asyncio.get_running_loop().create_future()
         try:
             async with self._write_lock:
+                if self._error is not None:  # failed while this request waited for the lock
+                    raise self._error
                 await self._call.write(request)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as e:
             self._waiting.pop(correlation_id, None)
             raise self._fail(e) from None
+        except asyncio.CancelledError:
+            self._waiting.pop(correlation_id, None)
+            if self._error is None:
+                raise  # the caller was cancelled
+            raise self._error from None  # the session was ended (and its call cancelled) mid-write
         if fut is None:
             return None
         try:
             return await wait_or_time_out(fut, timeout_s)
         except asyncio.TimeoutError:
-            error = RequestTimedOutError(f"{self.method} to {self.address} got no response within {timeout_s:.1f} s")
-            self._fail(error)
-            raise error from None
+            self._fail(NetworkError(f"{self.method} session to {self.address} dropped: a request got no response in time"))
+            raise RequestTimedOutError(
+                f"{self.method} to {self.address} got no response within {timeout_s:.1f} s"
+            ) from None
         finally:
             self._waiting.pop(correlation_id, None)
 
