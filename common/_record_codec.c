@@ -3,8 +3,8 @@
  * v2 section (the consumer) and appending one record to a batch being built
  * (the producer).
  *
- * Each mirrors its Python twin in record_batch.py (_decode_section and
- * _encode_record), which stays as the fallback when this module is not built,
+ * Each mirrors its Python twin in record_codec.py (_decode_section and
+ * encode_record), which stays as the fallback when this module is not built,
  * and is tested against it. Decoding makes each record as
  * an instance of the given tuple type, (*prefix, offset, timestamp, key, value,
  * headers), and leaves it out of the cyclic garbage collector: a record holds

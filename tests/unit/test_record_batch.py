@@ -16,7 +16,7 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 from kafka.record.memory_records import MemoryRecords
 
 from caudal.client.structs import ConsumerRecord
-from caudal.common import record_batch
+from caudal.common import record_batch, record_codec
 from caudal.common.compression import CompressionType
 from caudal.common.errors import (
     CaudalError,
@@ -46,16 +46,17 @@ from caudal.common.record_batch import (
 )
 
 DEFAULT_LOOPS = (record_batch.decode_section, record_batch.append_record)
-DECODERS = {"python": record_batch._decode_section}
-ENCODERS = {"python": record_batch._append_record}
-if record_batch._compiled_decode_section is not None:
-    DECODERS["compiled"] = record_batch._decode_section_compiled
-    ENCODERS["compiled"] = record_batch._compiled_append_record
+DECODERS = {"python": record_codec._decode_section}
+ENCODERS = {"python": record_codec._append_record}
+if record_codec._compiled_decode_section is not None:
+    DECODERS["compiled"] = record_codec._decode_section_compiled
+    ENCODERS["compiled"] = record_codec._compiled_append_record
 
 
 @pytest.fixture(scope="module", autouse=True, params=sorted(DECODERS))
 def record_loops(request):
-    """Every test here runs with each pair of records loops: the compiled ones and their Python fallbacks."""
+    """Every test here runs with each pair of records loops (the compiled ones and their Python
+    fallbacks) in the places record_batch calls them."""
     record_batch.decode_section, record_batch.append_record = DECODERS[request.param], ENCODERS[request.param]
     yield request.param
     record_batch.decode_section, record_batch.append_record = DEFAULT_LOOPS
@@ -577,7 +578,7 @@ def test_the_compiled_loop_is_built_wherever_a_c_compiler_is():
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler):
         assert "compiled" in DECODERS, "pip install should have built caudal.common._record_codec"
-        assert DEFAULT_LOOPS == (record_batch._decode_section_compiled, record_batch._compiled_append_record)
+        assert DEFAULT_LOOPS == (record_codec._decode_section_compiled, record_codec._compiled_append_record)
 
 
 @settings(max_examples=300, deadline=None)
@@ -626,7 +627,7 @@ def test_both_loops_decode_every_batch_to_equal_records(records, base_offset):
 
 def test_compiled_records_stay_out_of_the_garbage_collector():
     if "compiled" not in DECODERS:
-        assert DEFAULT_LOOPS == (record_batch._decode_section, record_batch._append_record)
+        assert DEFAULT_LOOPS == (record_codec._decode_section, record_codec._append_record)
         return
     batch = simple_batch(3)
     for r in _decode_with("compiled", batch, record_type=ConsumerRecord, prefix=("orders", 0)):
