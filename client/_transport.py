@@ -119,9 +119,12 @@ class Session:
     def _fail(self, cause: Exception) -> Exception:
         """End the session: every waiting request fails with ``cause`` mapped to a client error."""
         if self._error is None:
-            self._error = _map_rpc_error(self.address, self.method, cause) if isinstance(cause, grpc.aio.AioRpcError) else (
-                cause if isinstance(cause, CaudalError) else NetworkError(f"{self.method} session to {self.address} failed: {cause!r}")
-            )
+            if isinstance(cause, grpc.aio.AioRpcError):
+                self._error = _map_rpc_error(self.address, self.method, cause)
+            elif isinstance(cause, CaudalError):
+                self._error = cause
+            else:
+                self._error = NetworkError(f"{self.method} session to {self.address} failed: {cause!r}")
             log.debug("event=session_closed address=%s method=%s error=%s", self.address, self.method, self._error)
             waiting, self._waiting = self._waiting, {}
             for fut in waiting.values():
