@@ -83,14 +83,15 @@ class Session:
                 if self._error is not None:  # failed while this request waited for the lock
                     raise self._error
                 await self._call.write(request)
-        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as e:
+        except BaseException as e:
             self._waiting.pop(correlation_id, None)
-            raise self._fail(e) from None
-        except asyncio.CancelledError:
-            self._waiting.pop(correlation_id, None)
-            if self._error is None:
-                raise  # the caller was cancelled
-            raise self._error from None  # the session was ended (and its call cancelled) mid-write
+            if fut is not None:
+                _discard(fut)
+            if isinstance(e, (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError)):
+                raise self._fail(e) from None
+            if isinstance(e, asyncio.CancelledError) and self._error is not None:
+                raise self._error from None  # the session was ended (and its call cancelled) mid-write
+            raise
         if fut is None:
             return None
         try:
@@ -185,12 +186,29 @@ class Connections:
         self._stubs.clear()
 
 
+def _discard(fut: asyncio.Future[Any]) -> None:
+    """Drop a request's response future nobody will await (its session failed it already, or will)."""
+    if fut.done():
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the request raises the session's error instead
+    else:
+        fut.cancel()
+
+
+_TRANSPORT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+"""Statuses that mean the call or its connection broke, so the request may be retried.
+
+Brokers never answer with INTERNAL; gRPC reports it for transport failures, notably
+a message written to a stream the broker has just ended (grpc/grpc#36066): what a
+client sees when a broker shuts down under it."""
+
+
 def _map_rpc_error(address: str, method: str, e: grpc.aio.AioRpcError) -> Exception:
     code = e.code()
     detail = f"{method} to {address} failed: {code.name} {e.details() or ''}".strip()
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return RequestTimedOutError(detail)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
+    if code in _TRANSPORT_CODES:
         return NetworkError(detail)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return InvalidRequestError(detail)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
 from caudal.client import AdminClient, NewTopic
 from caudal.client._transport import Connections
-from caudal.common.errors import NetworkError
+from caudal.common.errors import CaudalError, NetworkError
 from caudal.common.record_batch import build_batch
 from caudal.v1 import broker_pb2 as pb
 from nodes import DevNode
@@ -85,3 +86,60 @@ def test_a_stopping_broker_ends_its_sessions_and_a_restarted_one_gets_new_ones(t
         asyncio.run(scenario())
     finally:
         node.stop()
+
+
+
+def test_requests_written_while_the_broker_shuts_down_fail_as_retriable_network_errors(tmp_path) -> None:
+    """A broker ending its sessions races the client's next writes on them; the producer
+    must see a retriable error (and retry elsewhere), never an unknown server error.
+    The race is lost only some of the time, so the broker is stopped under load three times."""
+    node = DevNode(tmp_path / "node")
+    errors: list[CaudalError] = []
+    unhandled: list[dict] = []
+
+    async def produce_through_a_shutdown() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+        conns = Connections()
+        answered = 0
+        stopped = asyncio.Event()
+
+        async def produce_until_stopped() -> None:
+            nonlocal answered
+            for _ in range(100_000):
+                try:
+                    await conns.call(node.bootstrap, "Produce", _produce(0, b"x" * 100), 10)
+                    answered += 1
+                except CaudalError as e:
+                    errors.append(e)
+                    if stopped.is_set():
+                        return
+                await asyncio.sleep(0)
+
+        producers = [asyncio.ensure_future(produce_until_stopped()) for _ in range(20)]
+        try:
+            deadline = loop.time() + 10
+            while answered < 200 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            assert answered >= 200, "the producers did not get going"
+            await loop.run_in_executor(None, node.stop)
+            stopped.set()
+            await asyncio.wait_for(asyncio.gather(*producers), 30)
+        finally:
+            for task in producers:
+                task.cancel()
+            await conns.close()
+        gc.collect()
+
+    try:
+        for round_ in range(3):
+            node.start()
+            if round_ == 0:
+                _create_orders(node.bootstrap)
+            asyncio.run(produce_through_a_shutdown())
+    finally:
+        node.stop()
+    assert errors, "no request was caught by a shutdown"
+    wrong = {f"{type(e).__name__}: {e}" for e in errors if not (isinstance(e, NetworkError) and e.retriable)}
+    assert not wrong, f"non-retriable errors from a broker shutting down: {sorted(wrong)[:3]}"
+    assert not unhandled, f"unretrieved failures: {[c.get('message') for c in unhandled[:3]]}"
