@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 
+
+def _always() -> bool:
+    return True
+
+
 HW_CHECKPOINT_INTERVAL_MS = 5_000
 """The high watermark is written to ``meta`` at most this often (and on ``flush``)."""
 
@@ -279,15 +284,19 @@ class PartitionLog:
         written = self._commit(ops, self.config.sync_writes, end)
         return _when_written(written, AppendResult(base, end - 1, append_time, self.log_start_offset))
 
-    async def append_replica(self, payload: bytes, headers: list[BatchHeader]) -> None:
+    def append_replica(self, payload: bytes, headers: list[BatchHeader]) -> Awaitable[None]:
         """Append batches fetched from the leader, keeping their offsets and leader epochs.
 
         The first batch must start at or after the log end offset and batches must not
         overlap (gaps are allowed: the leader may have compacted whole batches away).
+        The batches are in the log when this returns; awaiting waits until they are
+        durable. Staging at once matters: a follower promoted to leader starts its epoch
+        at the log end, and a fetched batch staged after that would sit, with its older
+        epoch, inside the new one.
         """
         self._check_open()
         ops = self._stage(payload, headers, None)
-        await self._commit(ops, self.config.sync_writes, self._leo)
+        return self._commit(ops, self.config.sync_writes, self._leo)
 
     def _commit(self, ops: list[Op], sync: bool, end: int = 0) -> asyncio.Future[None]:
         """Group-commit ``ops``; ``end`` is the log end offset they make durable (0: maintenance)."""
@@ -585,30 +594,40 @@ class PartitionLog:
             log.info("event=log_compacted partition=%s segments=%d", self.name, rewritten)
         return rewritten
 
-    async def truncate_to(self, offset: int) -> None:
+    async def truncate_to(self, offset: int, still_wanted: Callable[[], bool] = _always) -> None:
         """Drop every batch at or above ``offset`` (a follower diverged from its leader).
 
         A batch straddling ``offset`` is dropped whole, so the log end offset becomes
         the batch boundary at or below ``offset``; below the log start offset the log
-        is emptied and restarts at ``offset``. Waits for in-flight writes first and
-        for the truncation to be written before returning.
+        is emptied and restarts at ``offset``. Leader epochs starting at or after the
+        new log end go too, even when no batch does: a replica promoted and demoted
+        before it appended anything holds an epoch its new leader never had, and
+        asking about it would get the same answer for ever (Kafka truncates its epoch
+        cache in that case too). Waits for in-flight writes first, then truncates only
+        if ``still_wanted()`` (a follower may have been promoted meanwhile), then waits
+        for the truncation to be written.
         """
-        await self._truncate(offset, restart=False)
+        await self._truncate(offset, restart=False, still_wanted=still_wanted)
 
-    async def restart_at(self, offset: int) -> None:
+    async def restart_at(self, offset: int, still_wanted: Callable[[], bool] = _always) -> None:
         """Empty the log and continue at ``offset``, which may lie beyond the log end.
 
         For a follower whose log ends before the leader's log start offset: the gap was
         deleted by retention on the leader, so the follower starts over where it begins.
+        ``still_wanted`` as for :meth:`truncate_to`.
         """
-        await self._truncate(offset, restart=True)
+        await self._truncate(offset, restart=True, still_wanted=still_wanted)
 
-    async def _truncate(self, offset: int, restart: bool) -> None:
+    async def _truncate(self, offset: int, restart: bool, still_wanted: Callable[[], bool]) -> None:
         self._check_open()
         while self._inflight:
             await self._store.commit((), False)
             self._check_open()
+        if not still_wanted():
+            return
         if offset >= self._leo and not restart:
+            if self._epoch_starts and self._epoch_starts[-1] >= self._leo:
+                await self._commit(self._drop_epochs_from(self._leo), self.config.sync_writes)
             return
         pkey, pkey_end = self._pkey, self._pkey_end
         seg_end = prefix_end(pkey + _TAG_SEGMENT)
@@ -648,12 +667,7 @@ class PartitionLog:
             ops.append(DeleteRange(CF_INDEX, drop_index_from, pkey_end))
         active = self._segments[-1]
         ops.append((CF_META, self._segment_key(active.base_offset), active.encode()))
-        drop_from = bisect.bisect_left(self._epoch_starts, cut)
-        if drop_from < len(self._epochs):
-            ops.append(
-                DeleteRange(CF_META, pkey + _TAG_EPOCH + _U32.pack(self._epochs[drop_from]), prefix_end(pkey + _TAG_EPOCH))
-            )
-            del self._epochs[drop_from:], self._epoch_starts[drop_from:]
+        ops += self._drop_epochs_from(cut)
         self._leo = self._durable_end = cut
         self._unwritten.clear()
         self._hw = cut if restart else min(self._hw, cut)
@@ -662,6 +676,17 @@ class PartitionLog:
         log.info("event=log_truncated partition=%s requested=%d log_end_offset=%d", self.name, offset, cut)
         await self._commit(ops, self.config.sync_writes)
         self._rebuild_producer_state()
+
+    def _drop_epochs_from(self, offset: int) -> list[Op]:
+        """Forget the leader epochs starting at or after ``offset``; the ops that delete them."""
+        drop_from = bisect.bisect_left(self._epoch_starts, offset)
+        if drop_from == len(self._epochs):
+            return []
+        pkey = self._pkey
+        op = DeleteRange(CF_META, pkey + _TAG_EPOCH + _U32.pack(self._epochs[drop_from]), prefix_end(pkey + _TAG_EPOCH))
+        log.info("event=leader_epochs_dropped partition=%s epochs=%s", self.name, self._epochs[drop_from:])
+        del self._epochs[drop_from:], self._epoch_starts[drop_from:]
+        return [op]
 
     def _rebuild_producer_state(self) -> None:
         """Replay the stored batches' headers (no record is decoded) into the producer table."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from functools import partial
+from typing import Awaitable, Callable
 
 import grpc
 
@@ -80,10 +81,11 @@ class ReplicaFetcher:
                             await self.changed.wait()
                             continue
                         await call.write(self._request(followed))
+                        epochs = {(p.topic_id, p.index): p.leader_epoch for p in followed}
                         response = await call.read()
                         if response is grpc.aio.EOF:
                             raise ConnectionError("leader closed the replication stream")
-                        await self._handle(response)
+                        await self._handle(response, epochs)
                         backoff = RECONNECT_BACKOFF_S
             except asyncio.CancelledError:
                 raise
@@ -110,16 +112,30 @@ class ReplicaFetcher:
             )
         return request
 
-    async def _handle(self, response: rpb.ReplicaFetchResponse) -> None:
+    def _following(self, partition: Partition, leader_epoch: int) -> bool:
+        """Whether ``partition`` still follows this leader in the epoch a fetch was sent in.
+
+        A response is applied only then: a replica promoted meanwhile must not take
+        batches or truncate, and one whose leader changed and came back may have a
+        leader that truncated since.
+        """
+        return not partition.is_leader and partition.leader == self.leader_id and partition.leader_epoch == leader_epoch
+
+    async def _handle(self, response: rpb.ReplicaFetchResponse, epochs: dict[tuple[bytes, int], int]) -> None:
+        """Apply a fetch response sent while the partitions had the leader epochs ``epochs``."""
         backoff = False
         appends = []
         for r in response.partitions:
             p = self.replicas.partition_by_id(r.topic_id, r.partition)
-            if p is None or p.is_leader or p.leader != self.leader_id:
+            if p is None:
                 continue
+            epoch = epochs.get((r.topic_id, r.partition), -1)
+            if not self._following(p, epoch):
+                continue
+            following = partial(self._following, p, epoch)
             if r.error_code == ErrorCode.OFFSET_OUT_OF_RANGE and p.log.log_end_offset < r.log_start_offset:
                 log.info("event=replica_restart topic=%s partition=%d at=%d", p.topic, p.index, r.log_start_offset)
-                await p.log.restart_at(r.log_start_offset)
+                await p.log.restart_at(r.log_start_offset, following)
             elif r.error_code:
                 backoff = True  # the leader moved or has not caught up with metadata yet
             elif r.diverging:
@@ -127,9 +143,11 @@ class ReplicaFetcher:
                     "event=replica_truncate topic=%s partition=%d epoch=%d to=%d leo=%d",
                     p.topic, p.index, r.diverging_epoch, r.diverging_end_offset, p.log.log_end_offset,
                 )
-                await p.log.truncate_to(r.diverging_end_offset)
+                await p.log.truncate_to(r.diverging_end_offset, following)
             elif r.records:
-                appends.append(_append(p, r.records, r.high_watermark))
+                # Staged now, in the same step as the check above; written below, together.
+                written = p.log.append_replica(r.records, validate_batches(r.records))
+                appends.append(_follow_when_written(written, p, r.high_watermark, following))
             else:
                 p.follow_high_watermark(r.high_watermark)
         if appends:  # concurrently, so the partitions' appends share one group commit
@@ -138,9 +156,12 @@ class ReplicaFetcher:
             await asyncio.sleep(RECONNECT_BACKOFF_S)
 
 
-async def _append(partition: Partition, records: bytes, leader_high_watermark: int) -> None:
-    await partition.log.append_replica(records, validate_batches(records))
-    partition.follow_high_watermark(leader_high_watermark)
+async def _follow_when_written(
+    written: Awaitable[None], partition: Partition, leader_high_watermark: int, following: Callable[[], bool]
+) -> None:
+    await written
+    if following():
+        partition.follow_high_watermark(leader_high_watermark)
 
 
 class ReplicaFetcherManager:

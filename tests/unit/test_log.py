@@ -515,6 +515,63 @@ def test_append_replica_keeps_leader_offsets(store):
     assert follower.read(0, 10**6, 5) == leader.read(0, 10**6, 5)
 
 
+def test_a_replicated_batch_is_in_the_log_before_its_write_is_awaited(store):
+    """A follower promoted while its fetched batches are being written starts the new
+    epoch after them, not in front of them."""
+    leader = open_log(store, partition=0)
+    follower = open_log(store, partition=1)
+
+    async def main():
+        await append(leader, batch(2), batch(3), epoch=4)
+        data = leader.read(0, 10**6, 5)
+        written = follower.append_replica(data, validate_batches(data))
+        follower.assign_leader_epoch(5)
+        await written
+        assert follower.end_offset_for_epoch(4) == (4, 5)
+        assert follower.end_offset_for_epoch(5) == (5, 5)
+
+    asyncio.run(main())
+
+
+def test_truncating_at_the_log_end_drops_an_epoch_that_never_got_a_batch(tmp_path):
+    """A replica promoted and demoted before appending anything holds an epoch its new
+    leader never had; the leader answers with where its own earlier epoch ends, the log
+    end here, and the truncation there must forget the empty epoch or the exchange repeats."""
+    path = tmp_path / "db"
+    store = Store(path)
+    plog = open_log(store)
+
+    async def main():
+        await append(plog, batch(3), epoch=0)
+        plog.assign_leader_epoch(1)
+        assert plog.latest_epoch == 1
+        await plog.truncate_to(3)
+
+    asyncio.run(main())
+    assert plog.log_end_offset == 3 and plog.latest_epoch == 0
+    assert plog.end_offset_for_epoch(0) == (0, 3)
+    store.close()
+    store = Store(path)
+    try:
+        assert open_log(store).latest_epoch == 0
+    finally:
+        store.close()
+
+
+def test_a_truncation_no_longer_wanted_once_writes_settle_leaves_the_log_alone(store):
+    plog = open_log(store)
+
+    async def main():
+        await append(plog, batch(3), epoch=0)
+        await append(plog, batch(2), epoch=1)
+        await plog.truncate_to(3, still_wanted=lambda: False)
+        await plog.restart_at(100, still_wanted=lambda: False)
+
+    asyncio.run(main())
+    assert plog.log_end_offset == 5 and plog.latest_epoch == 1
+    assert offsets_of(plog.read(0, 10**6, 5)) == list(range(5))
+
+
 def test_storage_failure_takes_the_log_offline(tmp_path):
     store = Store(tmp_path / "db")
     plog = open_log(store)
