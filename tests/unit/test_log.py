@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -50,6 +52,16 @@ def store(tmp_path):
     s = Store(tmp_path / "db")
     yield s
     s.close()
+
+
+@contextlib.contextmanager
+def reopened(path) -> Iterator[Store]:
+    """The store at ``path`` opened afresh, as a restarted broker opens it; closed afterwards."""
+    store = Store(path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def open_log(store, config=None, clock=None, partition=0) -> PartitionLog:
@@ -185,8 +197,7 @@ def test_recovery_after_reopen_without_checkpoint(tmp_path):
     assert by_time is not None and len(plog.segments) > 1
     store.close()  # a crash: no flush(), no HW checkpoint
 
-    store = Store(path)
-    try:
+    with reopened(path) as store:
         again = open_log(store, config, Clock(clock.now))
         assert (again.log_start_offset, again.log_end_offset, again.segments, again.read(0, 10**9, 20)) == before
         assert again.durable_end_offset == again.log_end_offset == 20
@@ -195,8 +206,6 @@ def test_recovery_after_reopen_without_checkpoint(tmp_path):
         assert again.offset_for_timestamp(clock.now - 15) == by_time
         r = asyncio.run(append(again, batch(1), epoch=2))
         assert r.base_offset == 20
-    finally:
-        store.close()
 
 
 def test_high_watermark_checkpoint_and_clamping(tmp_path):
@@ -213,11 +222,8 @@ def test_high_watermark_checkpoint_and_clamping(tmp_path):
 
     asyncio.run(main())
     store.close()
-    store = Store(path)
-    try:
+    with reopened(path) as store:
         assert open_log(store).high_watermark == 10
-    finally:
-        store.close()
 
 
 def test_segments_roll_by_bytes(store):
@@ -412,13 +418,10 @@ def test_truncate_to(tmp_path):
     assert segments[-1].end_offset == 9
     assert sum(s.size_bytes for s in segments) == len(plog.read(0, 10**6, 100))
     store.close()
-    store = Store(path)
-    try:
+    with reopened(path) as store:
         again = open_log(store, plog.config)
         assert again.segments == segments and again.log_end_offset == 9
         assert again.end_offset_for_epoch(1) == (1, 9) and again.latest_epoch == 1
-    finally:
-        store.close()
 
 
 def test_truncate_inside_a_segment_keeps_segment_sizes_exact(store):
@@ -472,12 +475,9 @@ def test_delete_drops_the_partition_and_leaves_others(tmp_path):
 
     asyncio.run(main())
     store.close()
-    store = Store(path)
-    try:
+    with reopened(path) as store:
         assert open_log(store, partition=0).log_end_offset == 0
         assert open_log(store, partition=1).log_end_offset == 2
-    finally:
-        store.close()
 
 
 def test_leader_epoch_cache(store):
@@ -551,11 +551,8 @@ def test_truncating_at_the_log_end_drops_an_epoch_that_never_got_a_batch(tmp_pat
     assert plog.log_end_offset == 3 and plog.latest_epoch == 0
     assert plog.end_offset_for_epoch(0) == (0, 3)
     store.close()
-    store = Store(path)
-    try:
+    with reopened(path) as store:
         assert open_log(store).latest_epoch == 0
-    finally:
-        store.close()
 
 
 def test_a_truncation_no_longer_wanted_once_writes_settle_leaves_the_log_alone(store):
@@ -636,7 +633,7 @@ def test_restart_at_moves_an_empty_or_short_log_past_its_end(tmp_path) -> None:
         asyncio.run(go())
         assert (plog.log_start_offset, plog.log_end_offset, plog.high_watermark) == (50, 50, 50)
         assert plog.read(50, 1 << 20, 50) == b""
-        reopened = PartitionLog.open(store, b"\x02" * 16, 0, TopicConfig(), lambda: 1_000)
-        assert (reopened.log_start_offset, reopened.log_end_offset) == (50, 50)
+        again = PartitionLog.open(store, b"\x02" * 16, 0, TopicConfig(), lambda: 1_000)
+        assert (again.log_start_offset, again.log_end_offset) == (50, 50)
     finally:
         store.close()
