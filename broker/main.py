@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from caudal.broker.controller_channel import ControllerChannel
 from caudal.broker.group import GroupConfig
 from caudal.broker.isr_manager import DEFAULT_REPLICA_LAG_TIME_MAX_MS
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
-from caudal.common import logs
+from caudal.common import event_loop, logs
 from caudal.common.server_process import tune_garbage_collector
 from caudal.common.tasks import stop_on_signals
 
@@ -64,7 +63,7 @@ def group_config(args: argparse.Namespace) -> GroupConfig:
 def main(args: argparse.Namespace) -> int:
     logs.configure(f"broker-{args.node_id}", args.log_level)
     tune_garbage_collector()
-    return asyncio.run(_run(args))
+    return event_loop.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:

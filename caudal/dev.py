@@ -11,7 +11,6 @@ call instead of gRPC.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from prometheus_client import start_http_server
 
 from caudal.broker.main import add_group_and_listener_arguments, group_config
 from caudal.broker.server import DEFAULT_MAINTENANCE_INTERVAL_MS, BrokerServer
-from caudal.common import logs
+from caudal.common import event_loop, logs
 from caudal.common.server_process import tune_garbage_collector
 from caudal.common.tasks import stop_on_signals
 from caudal.common.node_identity import load_or_create
@@ -53,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     logs.configure(f"dev-{NODE_ID}", args.log_level)
     tune_garbage_collector()
-    return asyncio.run(_run(args))
+    return event_loop.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:

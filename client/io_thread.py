@@ -15,6 +15,8 @@ import concurrent.futures
 import threading
 from typing import Any, Callable, Coroutine, TypeVar
 
+from caudal.common import event_loop
+
 T = TypeVar("T")
 
 
@@ -22,7 +24,7 @@ class IOThread:
     """A started asyncio loop in a daemon thread; ``stop`` joins it."""
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.new_event_loop()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from caudal.common import logs
+from caudal.common import event_loop, logs
 from caudal.common.server_process import tune_garbage_collector
 from caudal.common.tasks import stop_on_signals
 from caudal.connect.config_def import ConfigException
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ConfigException) as exc:
         log.error("event=bad_worker_config error=%r", str(exc))
         return 1
-    return asyncio.run(_run_standalone(config, connectors) if standalone else _run_distributed(config))
+    return event_loop.run(_run_standalone(config, connectors) if standalone else _run_distributed(config))
 
 
 async def _run(herder: Any, config: dict[str, Any], mode: str, begin: Callable[[], Awaitable[int]]) -> int:

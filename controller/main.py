@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from caudal.common import logs
+from caudal.common import event_loop, logs
 from caudal.common.server_process import tune_garbage_collector
 from caudal.common.tasks import stop_on_signals
 from caudal.common.grpc_options import GRPC_OPTIONS
@@ -43,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     logs.configure(f"controller-{args.node_id}", args.log_level)
     tune_garbage_collector()
-    return asyncio.run(_run(args))
+    return event_loop.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
