@@ -80,8 +80,9 @@ class ReplicaFetcher:
                             self.changed.clear()
                             await self.changed.wait()
                             continue
-                        await call.write(self._request(followed))
+                        request = self._request(followed)
                         epochs = {(p.topic_id, p.index): p.leader_epoch for p in followed}
+                        await call.write(request)
                         response = await call.read()
                         if response is grpc.aio.EOF:
                             raise ConnectionError("leader closed the replication stream")
