@@ -503,6 +503,23 @@ class PartitionLog:
         floor_epoch = epochs[higher - 1] if higher > 0 else epoch
         return floor_epoch, self._epoch_starts[higher]
 
+    def divergence_offset(self, leader_epoch: int, leader_end_offset: int) -> int:
+        """Where a follower truncates when its leader says its log diverges (KIP-279).
+
+        The leader answered with ``leader_epoch``, the largest epoch it knows at or
+        below the follower's last one, ending at ``leader_end_offset``. If this log
+        has that epoch too, the logs agree up to the smaller of the two ends. If not,
+        this log's own epochs in between are not the leader's: it goes back to where
+        its largest epoch below ``leader_epoch`` ends and asks again. Truncating to
+        the leader's end alone would keep batches of an epoch the leader never had.
+        """
+        if leader_epoch < 0:
+            return min(leader_end_offset, self._leo)
+        epoch, end = self.end_offset_for_epoch(leader_epoch)
+        if epoch == leader_epoch:
+            return min(end, leader_end_offset, self._leo)
+        return min(end, self._leo)
+
     # ---- maintenance -----------------------------------------------------------
 
     def enforce_retention(self, now_ms: int) -> int:

@@ -5,7 +5,7 @@ stream to one leader and multiplexes every partition this broker follows
 there. It sends its log end offset and last fetched epoch per partition,
 appends the batches it gets back exactly as the leader stored them, then
 takes the leader's high watermark. When the leader says the log diverged
-(KIP-320) it truncates to the leader's end of that epoch first; when its log
+(KIP-320) it first truncates to where the two logs agree (KIP-279); when its log
 ends before the leader's log start, it starts over there. The
 :class:`ReplicaFetcherManager` starts and stops fetchers as leadership moves.
 Owned by the broker's loop; each fetcher reconnects with a backoff.
@@ -140,11 +140,12 @@ class ReplicaFetcher:
             elif r.error_code:
                 backoff = True  # the leader moved or has not caught up with metadata yet
             elif r.diverging:
+                to = p.log.divergence_offset(r.diverging_epoch, r.diverging_end_offset)
                 log.info(
-                    "event=replica_truncate topic=%s partition=%d epoch=%d to=%d leo=%d",
-                    p.topic, p.index, r.diverging_epoch, r.diverging_end_offset, p.log.log_end_offset,
+                    "event=replica_truncate topic=%s partition=%d leader_epoch=%d leader_end=%d to=%d leo=%d",
+                    p.topic, p.index, r.diverging_epoch, r.diverging_end_offset, to, p.log.log_end_offset,
                 )
-                await p.log.truncate_to(r.diverging_end_offset, following)
+                await p.log.truncate_to(to, following)
             elif r.records:
                 # Staged now, in the same step as the check above; written below, together.
                 written = p.log.append_replica(r.records, validate_batches(r.records))

@@ -499,6 +499,24 @@ def test_leader_epoch_cache(store):
     assert plog.end_offset_for_epoch(7) == (-1, -1)
 
 
+def test_divergence_offset_is_where_leader_and_follower_logs_agree(store):
+    """KIP-279: the follower truncates to the smaller end of the epoch both know; when it
+    does not know the leader's epoch, to the end of its own epoch below it, then asks again."""
+    plog = open_log(store)
+
+    async def main():
+        await append(plog, batch(100), epoch=0)  # 0-99
+        await append(plog, batch(50), epoch=3)  # 100-149, an epoch the new leader never had
+
+    asyncio.run(main())
+    assert plog.divergence_offset(0, 131) == 100  # epoch 0 ends at 100 here, before the leader's end
+    assert plog.divergence_offset(0, 80) == 80  # the leader's epoch 0 ended earlier
+    assert plog.divergence_offset(2, 200) == 100  # no epoch 2 here: back to the end of epoch 0, ask again
+    assert plog.divergence_offset(3, 120) == 120
+    assert plog.divergence_offset(3, 500) == 150  # never past this log's end
+    assert plog.divergence_offset(-1, 40) == 40  # the leader knows no epoch at or below ours
+
+
 def test_append_replica_keeps_leader_offsets(store):
     leader = open_log(store, partition=0)
     follower = open_log(store, partition=1)
