@@ -147,13 +147,13 @@ class ReplicaFetcher:
                 )
                 await p.log.truncate_to(to, following)
             elif r.records:
-                # Staged now, in the same step as the check above; written below, together.
+                # Staged now, in the same step as the check above, and queued for writing.
                 written = p.log.append_replica(r.records, validate_batches(r.records))
-                appends.append(_follow_when_written(written, p, r.high_watermark, following))
+                appends.append((written, p, r.high_watermark, following))
             else:
                 p.follow_high_watermark(r.high_watermark)
-        if appends:  # concurrently, so the partitions' appends share one group commit
-            await asyncio.gather(*appends)
+        if appends:  # queued together, the partitions' appends share one group commit
+            await asyncio.gather(*(_follow_when_written(*append) for append in appends))
         if backoff:
             await asyncio.sleep(RECONNECT_BACKOFF_S)
 

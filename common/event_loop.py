@@ -1,11 +1,12 @@
 """The event loop caudal runs its own asyncio code on: uvloop, where it is installed.
 
 grpc.aio completes every message on its poller thread and hands it to the loop
-thread as a cross-thread wake-up plus a callback; a replicated record takes about
-eight such messages on the leader and four in the client. uvloop (libuv) does
-the wake-ups, callbacks and timers in C. Measured on the replicated data path
-(3 brokers, RF=3, acks=all, 1,000 records/s, BENCHMARKS.md): end-to-end p50
-3.27–3.33 → 2.72–2.95 ms, about two thirds of the gain in the client.
+thread as a cross-thread wake-up plus a callback; a replicated produce request
+takes about eight such messages on the leader and four in the client. uvloop
+(libuv) does the wake-ups, callbacks and timers in C. Measured on the replicated
+data path (3 brokers, RF=3, acks=all, 1,000 records/s, BENCHMARKS.md): end-to-end
+p50 3.63–3.70 → 3.19–3.53 ms with the synced WAL and 3.27–3.33 → 2.72–2.97 ms
+with ``log.flush.policy=replication``, about two thirds of the gain in the client.
 
 Servers (broker, controller, dev node, Connect worker) run on it, and so does the
 SDK's private I/O thread; an application's own loop (``caudal.client.aio``) is
