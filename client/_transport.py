@@ -83,12 +83,11 @@ class Session:
                 if self._error is not None:  # failed while this request waited for the lock
                     raise self._error
                 await self._call.write(request)
-        except BaseException as e:
-            self._waiting.pop(correlation_id, None)
-            if fut is not None:
-                _discard(fut)
-            if isinstance(e, (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError)):
-                raise self._fail(e) from None
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as e:
+            self._abandon(correlation_id, fut)
+            raise self._fail(e) from None
+        except BaseException as e:  # the session's error, or a cancellation
+            self._abandon(correlation_id, fut)
             if isinstance(e, asyncio.CancelledError) and self._error is not None:
                 raise self._error from None  # the session was ended (and its call cancelled) mid-write
             raise
@@ -103,6 +102,16 @@ class Session:
             ) from None
         finally:
             self._waiting.pop(correlation_id, None)
+
+    def _abandon(self, correlation_id: int, fut: asyncio.Future[Any] | None) -> None:
+        """Forget a request that was never sent; its response future is not awaited."""
+        self._waiting.pop(correlation_id, None)
+        if fut is None:
+            return
+        if not fut.done():
+            fut.cancel()
+        elif not fut.cancelled():
+            fut.exception()  # retrieved: the request raises the session's error instead
 
     async def _read(self) -> None:
         try:
@@ -184,15 +193,6 @@ class Connections:
             await channel.close()
         self._channels.clear()
         self._stubs.clear()
-
-
-def _discard(fut: asyncio.Future[Any]) -> None:
-    """Drop a request's response future nobody will await (its session failed it already, or will)."""
-    if fut.done():
-        if not fut.cancelled():
-            fut.exception()  # retrieved: the request raises the session's error instead
-    else:
-        fut.cancel()
 
 
 _TRANSPORT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
