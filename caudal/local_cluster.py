@@ -74,6 +74,8 @@ class NodeProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     address: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables added to this process's environment (e.g. an LD_PRELOAD fault shim)."""
     _log_offset: int = field(default=0, repr=False)
 
     def start(self) -> None:
@@ -81,7 +83,8 @@ class NodeProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "caudal", *self.args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                [sys.executable, "-m", "caudal", *self.args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env} if self.env else None,
             )
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> str:

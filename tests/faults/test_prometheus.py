@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 import yaml
-from nodes import wait_until
+from nodes import running, wait_until
 from reading import read_all
 
 from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
@@ -37,13 +37,8 @@ ALLOWED_EMPTY = {"Request errors"}
 
 @pytest.fixture
 def monitored(tmp_path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path / "cluster", controllers=3, brokers=3, metrics=True)
-    try:
-        cluster.start()
+    with running(LocalCluster(tmp_path / "cluster", controllers=3, brokers=3, metrics=True)) as cluster:
         yield cluster
-    finally:
-        for node in cluster.nodes():
-            node.kill9()
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 from load import ProducerLoad
-from nodes import wait_until
+from nodes import running, wait_until
 from reading import read_all
-from replicas import bytes_below, replica_view
+from replicas import assert_replicas_identical
 
 from caudal.client import AdminClient, NewTopic, Producer
 from caudal.common.errors import NotEnoughReplicasError
@@ -56,27 +56,7 @@ def test_acked_records_survive_killing_the_leaders(cluster) -> None:
         cluster.brokers[victim].wait_ready()
         wait_until(lambda: _all_in_sync(admin, "orders"), 30, what="the restarted broker back in every ISR")
         topic_id = uuid.UUID(admin.describe_topics(["orders"])["orders"].topic_id).bytes
-    _assert_replicas_identical(cluster, topic_id, min_hw=len(acked) // PARTITIONS // 2)
-
-
-def _assert_replicas_identical(cluster, topic_id: bytes, min_hw: int) -> None:
-    """Stop the brokers; every replica must hold the same bytes below the leader's high watermark.
-
-    A follower learns the HW on its next fetch, so its own checkpoint may lag; what
-    must hold is that everything committed (below the highest HW) is on every replica.
-    """
-    for node in cluster.brokers.values():
-        node.stop()
-    for partition in range(PARTITIONS):
-        views = [replica_view(node.log_path.parent / node.name, topic_id, partition) for node in cluster.brokers.values()]
-        try:
-            committed = max(hw for hw, _, _ in views)
-            assert committed >= min_hw
-            contents = {bytes_below(plog, committed) for _, plog, _ in views}
-            assert len(contents) == 1, f"replicas of partition {partition} differ below the HW {committed}"
-        finally:
-            for _, _, store in views:
-                store.close()
+    assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=len(acked) // PARTITIONS // 2)
 
 
 def _read_values(bootstrap: str, topic: str, expected: int) -> list[bytes]:
@@ -137,8 +117,7 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
     cluster = LocalCluster(
         tmp_path / "cluster", 3, 3, session_timeout_ms=20_000, broker_args=["--replica-lag-time-max-ms", "1500"]
     )
-    try:
-        cluster.start()
+    with running(cluster):
         with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
             _topic(admin, "lag")
             partition = admin.describe_topics(["lag"])["lag"].partitions[0]
@@ -159,10 +138,7 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
             result = load.stop()
             topic_id = uuid.UUID(admin.describe_topics(["lag"])["lag"].topic_id).bytes
         assert not result.errors
-        _assert_replicas_identical(cluster, topic_id, min_hw=1)
-    finally:
-        for node in cluster.nodes():
-            node.kill9()
+        assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=1)
 
 
 def _leader_of(admin: AdminClient, topic: str, partition: int = 0) -> int:
@@ -198,7 +174,7 @@ def test_killing_leaders_repeatedly_under_load_loses_nothing(cluster) -> None:
         result = load.stop()
         topic_id = uuid.UUID(admin.describe_topics(["churn"])["churn"].topic_id).bytes
     _check_no_loss(cluster, "churn", result)
-    _assert_replicas_identical(cluster, topic_id, min_hw=1)
+    assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=1)
 
 
 @pytest.mark.slow
@@ -219,4 +195,4 @@ def test_paused_leader_loses_leadership_and_converges(cluster) -> None:
         result = load.stop()
         topic_id = uuid.UUID(admin.describe_topics(["paused"])["paused"].topic_id).bytes
     _check_no_loss(cluster, "paused", result)
-    _assert_replicas_identical(cluster, topic_id, min_hw=1)
+    assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=1)

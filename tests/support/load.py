@@ -68,3 +68,8 @@ class ProducerLoad:
     def acked_count(self) -> int:
         with self._lock:
             return len(self.result.acked)
+
+    def acked_so_far(self) -> dict[tuple[int, int], bytes]:
+        """A copy of the acknowledgements received until now."""
+        with self._lock:
+            return dict(self.result.acked)

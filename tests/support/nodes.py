@@ -9,9 +9,11 @@ chosen by the OS (``--port 0``); the bound port is read back from its one-line
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from caudal.local_cluster import NodeProcess
+from caudal.local_cluster import LocalCluster, NodeProcess
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str = "condition"):
@@ -24,6 +26,17 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str 
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
+
+
+@contextmanager
+def running(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """Start every node of ``cluster``; on the way out kill -9 each by its PID, whatever happened."""
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        for node in cluster.nodes():
+            node.kill9()
 
 
 class DevNode(NodeProcess):

@@ -7,6 +7,7 @@ from pathlib import Path
 from caudal.broker.log import PartitionLog
 from caudal.broker.storage import Store
 from caudal.common.topic_config import TopicConfig
+from caudal.local_cluster import LocalCluster
 
 
 def replica_view(broker_data_dir: Path, topic_id: bytes, partition: int) -> tuple[int, PartitionLog, Store]:
@@ -19,3 +20,23 @@ def replica_view(broker_data_dir: Path, topic_id: bytes, partition: int) -> tupl
 def bytes_below(plog: PartitionLog, offset: int) -> bytes:
     """Stored batches from the log start up to ``offset`` (exclusive, a batch boundary)."""
     return plog.read(plog.log_start_offset, 1 << 30, offset) if offset > plog.log_start_offset else b""
+
+
+def assert_replicas_identical(cluster: LocalCluster, topic_id: bytes, partitions: int, min_hw: int) -> None:
+    """Stop the brokers; every replica must hold the same bytes below the leader's high watermark.
+
+    A follower learns the HW on its next fetch, so its own checkpoint may lag; what
+    must hold is that everything committed (below the highest HW) is on every replica.
+    """
+    for node in cluster.brokers.values():
+        node.stop()
+    for partition in range(partitions):
+        views = [replica_view(node.log_path.parent / node.name, topic_id, partition) for node in cluster.brokers.values()]
+        try:
+            committed = max(hw for hw, _, _ in views)
+            assert committed >= min_hw
+            contents = {bytes_below(plog, committed) for _, plog, _ in views}
+            assert len(contents) == 1, f"replicas of partition {partition} differ below the HW {committed}"
+        finally:
+            for _, _, store in views:
+                store.close()
