@@ -76,14 +76,15 @@ async def _run(args: argparse.Namespace) -> int:
         advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()
+    broker.on_storage_offline = stop.set
     try:
         bound = await broker.start(channel, channel)
         if args.metrics_port is not None:
             start_http_server(args.metrics_port, addr=host)
         log.info("event=ready bootstrap=%s:%d node=%d cluster_id=%s", host, bound, args.node_id, channel.cluster_id)
         await stop.wait()
-        log.info("event=shutdown_requested")
+        log.info("event=shutdown_requested storage_failed=%s", broker.storage_failed)
     finally:
         await broker.stop()
         await channel.close()
-    return 0
+    return 1 if broker.storage_failed else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,6 +29,7 @@ from caudal.broker.replica_fetcher import ReplicaFetcherManager
 from caudal.broker.replica_manager import ReplicaManager
 from caudal.broker.service import BrokerService, ControllerClient
 from caudal.broker.storage import Store
+from caudal.common.errors import StorageError
 from caudal.common.grpc_options import GRPC_OPTIONS
 from caudal.common.tasks import cancel_and_wait
 from caudal.v1 import broker_pb2_grpc, replication_pb2_grpc
@@ -65,6 +67,11 @@ class BrokerServer:
         self.advertised_listener = advertised_listener
         """``host:port`` clients and other brokers are told to use, when it differs from the bound
         address (NAT, proxies, Kubernetes Services) — Kafka's ``advertised.listeners``."""
+        self.on_storage_offline: Callable[[], None] = lambda: None
+        """Called on the loop when a failed write (disk full, I/O error) takes the store offline.
+        Like a Kafka broker whose only log dir fails, the process should then stop: its
+        controlled shutdown moves leaderships away, and a restart once the disk is usable
+        again brings it back."""
         self.fetchers: ReplicaFetcherManager | None = None
         self.isr: IsrManager | None = None
         self._isr_task: asyncio.Task[None] | None = None
@@ -83,7 +90,8 @@ class BrokerServer:
 
     async def start(self, controller: ControllerClient, link: ControllerLink) -> int:
         """Open storage, bind the port, register and wait to be unfenced; returns the bound port."""
-        self.store = Store(self.data_dir / "log")
+        loop = asyncio.get_running_loop()
+        self.store = Store(self.data_dir / "log", on_offline=lambda exc: loop.call_soon_threadsafe(self._storage_offline, exc))
         self.replicas = ReplicaManager(self.node_id, self.store)
         self._collector = register_partition_collector(self.replicas)
         self.isr = IsrManager(self.replicas, link, self._broker_epoch, self.replica_lag_time_max_ms)
@@ -122,6 +130,15 @@ class BrokerServer:
         self.fetchers.update()
         self.groups.on_leadership_change()
 
+    def _storage_offline(self, error: StorageError) -> None:
+        log.error("event=storage_offline broker=%d error=%s", self.node_id, error.message)
+        self.on_storage_offline()
+
+    @property
+    def storage_failed(self) -> bool:
+        """Whether a failed write took this broker's store offline."""
+        return self.store is not None and self.store.failed is not None
+
     def _broker_epoch(self) -> int:
         return self.lifecycle.broker_epoch if self.lifecycle is not None else -1
 
@@ -156,7 +173,10 @@ class BrokerServer:
                 self._service.sessions.close()
             await self._server.stop(grace_s)
         if self.replicas is not None:
-            await self.replicas.checkpoint()
+            try:
+                await self.replicas.checkpoint()
+            except StorageError as exc:  # an offline store keeps what it synced; nothing more can be written
+                log.error("event=checkpoint_failed broker=%d error=%s", self.node_id, exc.message)
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
             self._collector = None

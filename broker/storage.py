@@ -91,6 +91,8 @@ class DeleteRange(NamedTuple):
 Op = Union[tuple[str, bytes, Union[bytes, None]], DeleteRange]
 # Called on the loop when a commit's group is done: None on success, else the error.
 CompletionCallback = Callable[[Union[StorageError, None]], None]
+# Called once, on the writer thread, when a failed write takes the store offline.
+OfflineCallback = Callable[[StorageError], None]
 
 _KIND_PUT, _KIND_DELETE, _KIND_RANGE = 0, 1, 2
 
@@ -122,12 +124,14 @@ class GroupCommitter:
     commits asked for it, and after the first failed write every later commit fails
     with StorageError (no holes: the store is treated as offline, like a Kafka log dir).
     ``writes``, ``syncs`` and ``commits`` count db writes, synced writes and completed
-    commits for metrics and tests.
+    commits for metrics and tests. ``on_offline`` hears of the failure that takes the
+    store offline, from the writer thread.
     """
 
-    def __init__(self, db: Rdict, handles: dict[str, object]) -> None:
+    def __init__(self, db: Rdict, handles: dict[str, object], on_offline: OfflineCallback | None = None) -> None:
         self._db = db
         self._handles = handles
+        self._on_offline = on_offline
         self._cond = threading.Condition(threading.Lock())
         self._batch = WriteBatch(raw_mode=True)
         self._waiters: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], CompletionCallback | None]]] = {}
@@ -260,6 +264,11 @@ class GroupCommitter:
                 except Exception as err:
                     exc = self._failed = StorageError(f"RocksDB write failed, store offline: {err}")
                     log.error("event=storage_write_failed error=%r", err)
+                    if self._on_offline is not None:
+                        try:
+                            self._on_offline(exc)
+                        except Exception:
+                            log.exception("event=storage_offline_callback_failed")
             for loop, entries in waiters.items():
                 try:
                     loop.call_soon_threadsafe(_complete, entries, exc)
@@ -289,7 +298,7 @@ class Store:
     closes the database.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], on_offline: OfflineCallback | None = None) -> None:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
         options = Options(raw_mode=True)
@@ -303,8 +312,13 @@ class Store:
             raise StorageError(f"cannot open RocksDB at {self.path}: {exc}") from exc
         self._cfs = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}
         handles = {name: self._db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
-        self.committer = GroupCommitter(self._db, handles)
+        self.committer = GroupCommitter(self._db, handles, on_offline)
         self._closed = False
+
+    @property
+    def failed(self) -> StorageError | None:
+        """The write failure that took the store offline (disk full, I/O error), or None."""
+        return self.committer.failed
 
     def commit(self, ops: Iterable[Op], sync: bool, on_complete: CompletionCallback | None = None) -> asyncio.Future[None]:
         """Group-commit ``ops`` atomically; await the result (see :meth:`GroupCommitter.commit`)."""
@@ -377,10 +391,17 @@ class Store:
         """Drain pending commits (their futures still resolve), then close RocksDB. Idempotent.
 
         Iterators still open keep the database locked until they are garbage collected.
+        An offline store (see :attr:`failed`) closes without raising: RocksDB reports its
+        write error again on close, and what it synced before the error is what it keeps.
         """
         if self._closed:
             return
         self._closed = True
         self.committer.close()
         self._cfs = {}
-        self._db.close()
+        try:
+            self._db.close()
+        except Exception as exc:
+            if self.failed is None:
+                raise StorageError(f"closing RocksDB at {self.path} failed: {exc}") from exc
+            log.warning("event=store_close_after_failure path=%s error=%s", self.path, exc)

@@ -70,6 +70,7 @@ async def _run(args: argparse.Namespace) -> int:
         advertised_listener=args.advertised_listener,
     )
     stop = stop_on_signals()
+    broker.on_storage_offline = stop.set
     controller.start()
     try:
         port = await broker.start(controller, controller)
@@ -80,8 +81,8 @@ async def _run(args: argparse.Namespace) -> int:
             args.host, port, data_dir, cluster_id, args.metrics_port,
         )
         await stop.wait()
-        log.info("event=shutdown_requested")
+        log.info("event=shutdown_requested storage_failed=%s", broker.storage_failed)
     finally:
         await broker.stop()
         await controller.stop()
-    return 0
+    return 1 if broker.storage_failed else 0

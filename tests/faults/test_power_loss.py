@@ -2,8 +2,9 @@
 
 A power cut keeps what the last sync of each file covered and loses the rest of
 the page cache. Brokers here run with an LD_PRELOAD shim that records the size of
-every file when a sync of it began; the fault is kill -9, then each RocksDB
-write-ahead log cut back to its last synced size, then a restart.
+every file when a sync of it began (``tests/support/storage_faults.c``); the fault
+is kill -9, then each RocksDB write-ahead log cut back to its last synced size,
+then a restart.
 
 - Every broker at once: with the default ``log.flush.policy=sync`` every
   acknowledged record comes back. With ``log.flush.policy=replication`` (Kafka's
@@ -18,56 +19,39 @@ from __future__ import annotations
 
 import signal
 import uuid
-from pathlib import Path
-from typing import Iterator
 
 import pytest
+from invariants import Acks, assert_acks_stored_once
 from load import LoadResult, ProducerLoad
-from nodes import running, wait_until
-from power_loss import build_sync_ledger, cut_to_last_sync, sync_ledger_env
+from nodes import wait_until
 from reading import read_to_end
 from replicas import assert_replicas_identical
+from storage_faults import BrokerDisk
 
-from caudal.client import AdminClient, ConsumerRecord, NewTopic
+from caudal.client import AdminClient, NewTopic
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    """3 controllers + 3 brokers; each broker's syncs are recorded in ``<data dir>/../broker-N.syncs``."""
-    shim = build_sync_ledger(tmp_path / "shim")
-    c = LocalCluster(tmp_path / "cluster", controllers=3, brokers=3)
-    for node in c.brokers.values():
-        node.env = sync_ledger_env(shim, _ledger(node.log_path))
-    with running(c):
-        yield c
-
-
-def _ledger(broker_log: Path) -> Path:
-    return broker_log.with_suffix(".syncs")
-
-
-def _power_loss(cluster: LocalCluster, node_ids: list[int]) -> int:
+def _power_loss(cluster: LocalCluster, disks: list[BrokerDisk]) -> int:
     """Cut the power of these brokers at once, then start them again; bytes of unsynced WAL lost."""
-    nodes = [cluster.brokers[i] for i in node_ids]
-    for node in nodes:
-        node.signal(signal.SIGKILL)
+    for disk in disks:
+        disk.node.signal(signal.SIGKILL)
     dropped = 0
-    for node in nodes:
-        node.kill9()  # reaps it
-        dropped += cut_to_last_sync(node.log_path.parent / node.name / "log", _ledger(node.log_path))
-    for node in nodes:
-        node.start()
-    for node in nodes:
-        node.wait_ready()
+    for disk in disks:
+        disk.node.kill9()  # reaps it
+        dropped += disk.cut_to_last_sync()
+    for disk in disks:
+        disk.node.start()
+    for disk in disks:
+        disk.node.wait_ready()
     return dropped
 
 
 def _produce_through_power_loss(
-    cluster: LocalCluster, admin: AdminClient, topic: str, policy: str, victims: str
-) -> tuple[dict[tuple[int, int], bytes], LoadResult, int]:
+    cluster: LocalCluster, disks: dict[int, BrokerDisk], admin: AdminClient, topic: str, policy: str, victims: str
+) -> tuple[Acks, LoadResult, int]:
     """Produce, cut the power of ``victims`` ("all" or "leader" of partition 0), restart them, let the
     producer finish: (acks before the cut, the whole load's result, WAL bytes lost)."""
     config = {"min.insync.replicas": "2", "log.flush.policy": policy}
@@ -77,7 +61,7 @@ def _produce_through_power_loss(
     wait_until(lambda: load.acked_count() > 1000, 30, what="acknowledgements before the power cut")
     node_ids = list(cluster.brokers) if victims == "all" else [admin.describe_topics([topic])[topic].partitions[0].leader]
     before = load.acked_so_far()
-    dropped = _power_loss(cluster, node_ids)
+    dropped = _power_loss(cluster, [disks[i] for i in node_ids])
     wait_until(lambda: _all_led(admin, topic), 30, what="a leader for every partition after the restart")
     if victims != "all":
         wait_until(lambda: _all_in_sync(admin, topic), 30, what="the restarted broker back in every ISR")
@@ -92,46 +76,41 @@ def _all_led(admin: AdminClient, topic: str) -> bool:
     return all(p.leader >= 0 for p in admin.describe_topics([topic])[topic].partitions)
 
 
-def _stored(records: dict[int, list[ConsumerRecord]]) -> dict[tuple[int, int], bytes]:
-    return {(r.partition, r.offset): r.value for recs in records.values() for r in recs}
-
-
-def _check_nothing_lost(
-    cluster: LocalCluster, admin: AdminClient, topic: str, before: dict[tuple[int, int], bytes], result: LoadResult
-) -> None:
+def _check_nothing_lost(cluster: LocalCluster, admin: AdminClient, topic: str, before: Acks, result: LoadResult) -> None:
     """Every acknowledgement (before the cut and after) is stored once where it said; replicas agree."""
     topic_id = uuid.UUID(admin.describe_topics([topic])[topic].topic_id).bytes
-    got = read_to_end(cluster.bootstrap, topic, PARTITIONS)
-    stored = _stored(got)
     assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
-    for acked in (before, result.acked):
-        missing = [k for k, v in acked.items() if stored.get(k) != v]
-        assert not missing, f"{len(missing)} of {len(acked)} acknowledged records lost, e.g. {missing[:3]}"
-    values = [r.value for recs in got.values() for r in recs]
-    assert len(values) == len(set(values)), f"{len(values) - len(set(values))} records were written twice"
+    assert_acks_stored_once(read_to_end(cluster.bootstrap, topic, PARTITIONS), before, result.acked)
     assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=1)
 
 
-def test_a_power_loss_of_every_broker_keeps_every_acknowledged_record(cluster: LocalCluster) -> None:
+def test_a_power_loss_of_every_broker_keeps_every_acknowledged_record(disks: tuple[LocalCluster, dict[int, BrokerDisk]]) -> None:
+    cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        before, result, _ = _produce_through_power_loss(cluster, admin, "durable", "sync", victims="all")
+        before, result, _ = _produce_through_power_loss(cluster, disk_of, admin, "durable", "sync", victims="all")
         _check_nothing_lost(cluster, admin, "durable", before, result)
 
 
 @pytest.mark.parametrize("policy", ["sync", "replication"])
-def test_a_power_loss_of_the_leader_alone_loses_nothing_under_either_flush_policy(cluster: LocalCluster, policy: str) -> None:
+def test_a_power_loss_of_the_leader_alone_loses_nothing_under_either_flush_policy(
+    disks: tuple[LocalCluster, dict[int, BrokerDisk]], policy: str
+) -> None:
     """The replicas that kept power hold every acknowledged record; the restarted broker
     takes the lost suffix back from them instead of leading with a short log."""
+    cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        before, result, _ = _produce_through_power_loss(cluster, admin, "leader-cut", policy, victims="leader")
+        before, result, _ = _produce_through_power_loss(cluster, disk_of, admin, "leader-cut", policy, victims="leader")
         _check_nothing_lost(cluster, admin, "leader-cut", before, result)
 
 
-def test_a_power_loss_of_every_broker_loses_acknowledged_records_without_synced_writes(cluster: LocalCluster) -> None:
+def test_a_power_loss_of_every_broker_loses_acknowledged_records_without_synced_writes(
+    disks: tuple[LocalCluster, dict[int, BrokerDisk]]
+) -> None:
+    cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        before, _, dropped = _produce_through_power_loss(cluster, admin, "lazy", "replication", victims="all")
+        before, _, dropped = _produce_through_power_loss(cluster, disk_of, admin, "lazy", "replication", victims="all")
         got = read_to_end(cluster.bootstrap, "lazy", PARTITIONS)
-    stored = _stored(got)
+    stored = {(r.partition, r.offset): r.value for recs in got.values() for r in recs}
     lost = [k for k, v in before.items() if stored.get(k) != v]
     assert dropped > 0
     assert lost, "with nothing synced, a power loss of every replica must lose acknowledged records"

@@ -6,6 +6,7 @@ import signal
 import uuid
 
 import pytest
+from invariants import assert_acks_stored_once
 from load import ProducerLoad
 from nodes import running, wait_until
 from reading import read_all
@@ -44,13 +45,7 @@ def test_acked_records_survive_killing_the_leaders(cluster) -> None:
             lambda: all(p.leader not in (-1, victim) for p in admin.describe_topics(["orders"])["orders"].partitions),
             15, what="new leaders for the dead broker's partitions",
         )
-        got = _read_all(cluster.bootstrap, "orders", len(acked))
-        seen = {(r.partition, r.offset): r.value for recs in got.values() for r in recs}
-        missing = [k for k in acked if seen.get(k) != acked[k]]
-        assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
-        for recs in got.values():
-            offsets = [r.offset for r in recs]
-            assert offsets == sorted(set(offsets)), "no duplicates, in order"
+        assert_acks_stored_once(_read_all(cluster.bootstrap, "orders", len(acked)), acked)
 
         cluster.brokers[victim].start()
         cluster.brokers[victim].wait_ready()
@@ -148,15 +143,7 @@ def _leader_of(admin: AdminClient, topic: str, partition: int = 0) -> int:
 def _check_no_loss(cluster, topic: str, result) -> None:  # noqa: ANN001
     """Every acknowledged record is stored exactly once where its ack said (the producer is idempotent)."""
     assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
-    got = _read_all(cluster.bootstrap, topic, len(result.acked))
-    stored = {(r.partition, r.offset): r.value for recs in got.values() for r in recs}
-    missing = [k for k, v in result.acked.items() if stored.get(k) != v]
-    assert not missing, f"{len(missing)} acknowledged records lost or changed, e.g. {missing[:3]}"
-    values = [r.value for recs in got.values() for r in recs]
-    assert len(values) == len(set(values)), f"{len(values) - len(set(values))} records were written twice"
-    for recs in got.values():
-        offsets = [r.offset for r in recs]
-        assert offsets == sorted(set(offsets)), "each partition reads back in offset order"
+    assert_acks_stored_once(_read_all(cluster.bootstrap, topic, len(result.acked)), result.acked)
 
 
 def test_killing_leaders_repeatedly_under_load_loses_nothing(cluster) -> None:

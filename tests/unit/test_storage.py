@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -147,7 +148,8 @@ def test_invalid_ops_fail_fast_without_touching_the_group(store):
 
 
 def test_write_failure_fails_waiters_and_takes_the_store_offline(tmp_path):
-    store = Store(tmp_path / "db")
+    offline: list[tuple[StorageError, str]] = []
+    store = Store(tmp_path / "db", on_offline=lambda exc: offline.append((exc, threading.current_thread().name)))
     store._db.close()  # every later RocksDB write now fails
 
     async def main():
@@ -158,7 +160,8 @@ def test_write_failure_fails_waiters_and_takes_the_store_offline(tmp_path):
             await store.commit([(CF_META, b"later", b"v")], sync=False)
 
     asyncio.run(main())
-    assert store.committer.failed is not None
+    assert store.failed is not None
+    assert [(exc, thread) for exc, thread in offline] == [(store.failed, "caudal-group-commit")], "told once, by the writer"
     assert store.committer._thread.is_alive()  # the writer thread survived the failures
     store.committer.close()
     assert not store.committer._thread.is_alive()
