@@ -13,22 +13,27 @@ then a restart.
   what was never synced.
 - The leader alone: nothing acknowledged is lost under either policy, and the
   restarted broker ends up byte-identical to the others.
+- The last replica standing (KIP-966): with the followers stalled out of the ISR,
+  the leader's acks=1 writes leave the high watermark where it was, and a power
+  loss of that leader keeps every acks=all record.
 """
 
 from __future__ import annotations
 
 import signal
 import uuid
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from invariants import Acks, assert_acks_stored_once
 from load import LoadResult, ProducerLoad
-from nodes import wait_until
+from nodes import running, wait_until
 from reading import read_to_end
 from replicas import assert_replicas_identical
-from storage_faults import BrokerDisk
+from storage_faults import BrokerDisk, build_shim, with_storage_faults
 
-from caudal.client import AdminClient, NewTopic
+from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
@@ -115,3 +120,45 @@ def test_a_power_loss_of_every_broker_loses_acknowledged_records_without_synced_
     assert dropped > 0
     assert lost, "with nothing synced, a power loss of every replica must lose acknowledged records"
 
+
+
+def test_the_last_replica_standing_keeps_the_high_watermark_and_every_acknowledged_record(tmp_path: Path) -> None:
+    """Fault matrix F10 (KIP-966): both followers stall until the ISR is the leader alone;
+    records it takes with acks=1 must not move the high watermark (a consumer must not
+    see what no other replica has), then the leader loses power. Every acks=all record
+    comes back, and nothing the HW exposed is lost."""
+    cluster = LocalCluster(tmp_path / "cluster", 3, 3, session_timeout_ms=20_000, broker_args=["--replica-lag-time-max-ms", "1500"])
+    disk_of = with_storage_faults(cluster, build_shim(tmp_path / "shim"))
+    tp = TopicPartition("last", 0)
+    with running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        admin.create_topics([NewTopic("last", 1, 3, config={"min.insync.replicas": "2"})])["last"].result()
+        wait_until(lambda: len(admin.describe_topics(["last"])["last"].partitions[0].isr) == 3, 20, what="every follower in the ISR")
+        with Producer(bootstrap_servers=cluster.bootstrap, acks="all") as producer:
+            acked = {(0, md.offset): f"a{i}".encode() for i, md in enumerate(
+                [producer.send("last", value=f"a{i}".encode(), partition=0).result(timeout=30) for i in range(200)]
+            )}
+        committed = _end_offset(cluster.bootstrap, tp)
+        leader = admin.describe_topics(["last"])["last"].partitions[0].leader
+        followers = [b for b in cluster.brokers if b != leader]
+        for b in followers:
+            cluster.brokers[b].signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: admin.describe_topics(["last"])["last"].partitions[0].isr == [leader], 15, what="the ISR down to the leader")
+            with Producer(bootstrap_servers=cluster.bootstrap, acks=1, enable_idempotence=False) as producer:
+                alone = [producer.send("last", value=f"o{i}".encode(), partition=0).result(timeout=30) for i in range(50)]
+            assert alone[-1].offset >= committed, "the leader took the acks=1 records"
+            assert _end_offset(cluster.bootstrap, tp) == committed, "the high watermark moved with the ISR below min.insync.replicas"
+            _power_loss(cluster, [disk_of[leader]])
+        finally:
+            for b in followers:
+                cluster.brokers[b].signal(signal.SIGCONT)
+        wait_until(lambda: len(admin.describe_topics(["last"])["last"].partitions[0].isr) == 3, 30, what="every replica back in the ISR")
+        topic_id = uuid.UUID(admin.describe_topics(["last"])["last"].topic_id).bytes
+        assert_acks_stored_once(read_to_end(cluster.bootstrap, "last", 1), acked)
+    assert_replicas_identical(cluster, topic_id, 1, min_hw=committed)
+
+
+def _end_offset(bootstrap: str, tp: TopicPartition) -> int:
+    """The partition's high watermark, as a consumer sees it."""
+    with closing(Consumer(bootstrap_servers=bootstrap)) as consumer:
+        return consumer.end_offsets([tp])[tp]
