@@ -61,19 +61,31 @@ class BrokerDisk:
     def free(self) -> None:
         self.full_flag.unlink(missing_ok=True)
 
+    def wals(self) -> list[Path]:
+        """The RocksDB write-ahead logs, oldest first."""
+        return sorted(p for p in (self.data_dir / "log").iterdir() if _WAL_NAME.match(p.name))
+
     def cut_to_last_sync(self) -> int:
         """Cut every write-ahead log back to what its last sync covered; bytes dropped."""
         synced = _last_synced_sizes(self.ledger)
         dropped = 0
-        for wal in sorted((self.data_dir / "log").iterdir()):
-            if not _WAL_NAME.match(wal.name):
-                continue
+        for wal in self.wals():
             size = wal.stat().st_size
             keep = min(size, synced.get(os.path.realpath(wal), 0))
             if keep < size:
                 os.truncate(wal, keep)
                 dropped += size - keep
         return dropped
+
+
+def flip_a_bit_every(path: Path, stride: int) -> int:
+    """Flip one bit in every ``stride`` bytes of ``path`` (bit rot); how many were flipped."""
+    data = bytearray(path.read_bytes())
+    positions = range(stride // 2, len(data), stride)
+    for n, pos in enumerate(positions):
+        data[pos] ^= 1 << (n % 8)
+    path.write_bytes(bytes(data))
+    return len(positions)
 
 
 def with_storage_faults(cluster: LocalCluster, shim: Path) -> dict[int, BrokerDisk]:
