@@ -26,7 +26,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from invariants import Acks, assert_acks_stored_once
+from invariants import Acks, assert_acks_stored_once, assert_load_survived
 from load import LoadResult, ProducerLoad
 from nodes import running, wait_until
 from reading import read_to_end
@@ -81,19 +81,11 @@ def _all_led(admin: AdminClient, topic: str) -> bool:
     return all(p.leader >= 0 for p in admin.describe_topics([topic])[topic].partitions)
 
 
-def _check_nothing_lost(cluster: LocalCluster, admin: AdminClient, topic: str, before: Acks, result: LoadResult) -> None:
-    """Every acknowledgement (before the cut and after) is stored once where it said; replicas agree."""
-    topic_id = uuid.UUID(admin.describe_topics([topic])[topic].topic_id).bytes
-    assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
-    assert_acks_stored_once(read_to_end(cluster.bootstrap, topic, PARTITIONS), before, result.acked)
-    assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=1)
-
-
 def test_a_power_loss_of_every_broker_keeps_every_acknowledged_record(disks: tuple[LocalCluster, dict[int, BrokerDisk]]) -> None:
     cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         before, result, _ = _produce_through_power_loss(cluster, disk_of, admin, "durable", "sync", victims="all")
-        _check_nothing_lost(cluster, admin, "durable", before, result)
+        assert_load_survived(cluster, admin, "durable", PARTITIONS, result, before)
 
 
 @pytest.mark.parametrize("policy", ["sync", "replication"])
@@ -105,7 +97,7 @@ def test_a_power_loss_of_the_leader_alone_loses_nothing_under_either_flush_polic
     cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         before, result, _ = _produce_through_power_loss(cluster, disk_of, admin, "leader-cut", policy, victims="leader")
-        _check_nothing_lost(cluster, admin, "leader-cut", before, result)
+        assert_load_survived(cluster, admin, "leader-cut", PARTITIONS, result, before)
 
 
 def test_a_power_loss_of_every_broker_loses_acknowledged_records_without_synced_writes(
