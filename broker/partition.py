@@ -72,13 +72,14 @@ async def park(waiters: "list[_Waiters]", timeout_s: float) -> None:
 class Partition:
     """A hosted replica of ``topic``-``index``."""
 
-    def __init__(self, topic: str, index: int, topic_id: bytes, log: PartitionLog, broker_id: int, clock: Callable[[], int]) -> None:
+    def __init__(self, topic: str, index: int, topic_id: bytes, log: PartitionLog, broker_id: int, lag_clock: Callable[[], int]) -> None:
         self.topic = topic
         self.index = index
         self.topic_id = topic_id
         self.log = log
         self.broker_id = broker_id
-        self.clock = clock
+        self.lag_clock = lag_clock
+        """Monotonic ms for follower progress and lag (ISR changes)."""
         self.leader = -1
         self.leader_epoch = -1
         self.partition_epoch = -1
@@ -115,7 +116,7 @@ class Partition:
             was_leader = self.is_leader
             self.leader, self.leader_epoch = leader, leader_epoch
             if self.is_leader:
-                self.replica_state = LeaderReplicaState(self.broker_id, self.replicas, self.clock())
+                self.replica_state = LeaderReplicaState(self.broker_id, self.replicas, self.lag_clock())
                 self.epoch_start_offset = self.log.log_end_offset
                 self.log.assign_leader_epoch(leader_epoch)
             else:
@@ -125,7 +126,7 @@ class Partition:
         elif self.is_leader and self.replica_state is not None:
             for r in self.replicas:
                 if r != self.broker_id and r not in self.replica_state.followers:
-                    self.replica_state.followers[r] = FollowerProgress(last_caught_up_ms=self.clock())
+                    self.replica_state.followers[r] = FollowerProgress(last_caught_up_ms=self.lag_clock())
         if self.is_leader:
             self.maybe_advance_high_watermark()
         return changed
@@ -190,7 +191,7 @@ class Partition:
 
     def on_follower_fetch(self, replica_id: int, fetch_offset: int) -> None:
         assert self.replica_state is not None
-        self.replica_state.on_follower_fetch(replica_id, fetch_offset, self.log.durable_end_offset, self.clock())
+        self.replica_state.on_follower_fetch(replica_id, fetch_offset, self.log.durable_end_offset, self.lag_clock())
         self.maybe_advance_high_watermark()
 
     def isr_after_expansion(self, eligible: Callable[[int], bool], lag_time_max_ms: int) -> list[int] | None:
@@ -201,7 +202,7 @@ class Partition:
         """
         if self.replica_state is None or self.isr_change_pending or len(self.isr) >= len(self.replicas):
             return None  # (asked on every follower fetch: the full-ISR case must cost nothing)
-        now = self.clock()
+        now = self.lag_clock()
         state = self.replica_state
         joining = [
             r for r in self.replicas
@@ -215,7 +216,7 @@ class Partition:
         """The ISR without followers lagging past ``replica.lag.time.max.ms``, or None."""
         if self.replica_state is None or self.isr_change_pending:
             return None
-        lagging = self.replica_state.lagging(self.isr, self.clock(), lag_time_max_ms)
+        lagging = self.replica_state.lagging(self.isr, self.lag_clock(), lag_time_max_ms)
         return [r for r in self.isr if r not in lagging] if lagging else None
 
     # ---- follower ---------------------------------------------------------------------

@@ -54,13 +54,27 @@ def error_fields(exc: BaseException, api: str) -> tuple[int, str]:
     return int(UnknownServerError.code), f"{type(exc).__name__}: {exc}"
 
 
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
 class ReplicaManager:
     """Registry of hosted partitions plus the produce/fetch/list-offsets paths."""
 
-    def __init__(self, broker_id: int, store: Store, clock: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self, broker_id: int, store: Store, clock: Callable[[], int] = _wall_clock_ms, lag_clock: Callable[[], int] = _monotonic_ms
+    ) -> None:
         self.broker_id = broker_id
         self.store = store
         self.clock = clock
+        """Wall-clock ms, for what users read as dates: LogAppendTime stamps, segment age, retention."""
+        self.lag_clock = lag_clock
+        """Monotonic ms, for how long a follower has lagged: a wall-clock step (NTP, a resumed
+        VM, a hand-set date) must not take followers out of the ISR or put them back."""
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._by_id: dict[tuple[bytes, int], Partition] = {}
@@ -123,7 +137,7 @@ class ReplicaManager:
             partition = self.partitions.get(key)
             if partition is None:
                 plog = PartitionLog.open(self.store, topic.topic_id, key[1], topic.config, self.clock)
-                partition = Partition(topic.name, key[1], topic.topic_id, plog, self.broker_id, self.clock)
+                partition = Partition(topic.name, key[1], topic.topic_id, plog, self.broker_id, self.lag_clock)
                 self.partitions[key] = partition
                 self._by_id[(topic.topic_id, key[1])] = partition
                 log.info("event=partition_opened broker=%d topic=%s partition=%d leo=%d", self.broker_id, key[0], key[1], plog.log_end_offset)

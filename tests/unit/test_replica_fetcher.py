@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from metadata_records import TOPIC_ID, one_partition_cluster
 
 from caudal.broker.replica_fetcher import ReplicaFetcher
 from caudal.broker.replica_manager import ReplicaManager
@@ -13,22 +14,7 @@ from caudal.common.record_batch import build_batch, validate_batches, with_base_
 from caudal.v1 import metadata_pb2 as md
 from caudal.v1 import replication_pb2 as rpb
 
-TOPIC_ID = b"t" * 16
 FOLLOWER, LEADER = 2, 1
-
-
-def _metadata(version: int, leader: int, leader_epoch: int) -> md.MetadataBatch:
-    """Brokers 1-3, topic ``orders`` with one partition on all three, led by ``leader``."""
-    records = [
-        md.MetadataRecord(broker_registration=md.BrokerRegistrationRecord(broker_id=b, broker_epoch=1, host="h", port=9000 + b))
-        for b in (1, 2, 3)
-    ]
-    records.append(md.MetadataRecord(topic=md.TopicRecord(name="orders", topic_id=TOPIC_ID)))
-    records.append(md.MetadataRecord(partition=md.PartitionRecord(
-        topic_id=TOPIC_ID, partition=0, replicas=[1, 2, 3], isr=[1, 2, 3], leader=leader,
-        leader_epoch=leader_epoch, partition_epoch=version,
-    )))
-    return md.MetadataBatch(version=version, records=records, snapshot=True)
 
 
 def _leader_batches(count: int, epoch: int) -> bytes:
@@ -54,7 +40,7 @@ def _scenario(
     replicas: ReplicaManager, change_before_handling: md.MetadataBatch | None = None, change_while_handling: md.MetadataBatch | None = None
 ) -> None:
     async def main() -> None:
-        replicas.apply_metadata(_metadata(1, LEADER, 0))
+        replicas.apply_metadata(one_partition_cluster(1, LEADER, 0))
         fetcher = ReplicaFetcher(replicas, LEADER, lambda: 1)
         sent_epochs = {(TOPIC_ID, 0): replicas.partition_by_id(TOPIC_ID, 0).leader_epoch}
         if change_before_handling is not None:
@@ -74,7 +60,7 @@ def test_batches_are_appended_with_the_leaders_offsets_and_its_high_watermark(re
 
 
 def test_a_response_reaching_a_follower_promoted_meanwhile_is_dropped(replicas) -> None:
-    _scenario(replicas, _metadata(2, FOLLOWER, 1))
+    _scenario(replicas, one_partition_cluster(2, FOLLOWER, 1))
     partition = replicas.partition_by_id(TOPIC_ID, 0)
     assert partition.is_leader
     assert partition.log.log_end_offset == 0
@@ -83,7 +69,7 @@ def test_a_response_reaching_a_follower_promoted_meanwhile_is_dropped(replicas) 
 
 def test_a_response_from_an_earlier_epoch_of_the_same_leader_is_dropped(replicas) -> None:
     """The leader lost and regained leadership meanwhile and may have truncated its log since."""
-    _scenario(replicas, _metadata(3, LEADER, 2))
+    _scenario(replicas, one_partition_cluster(3, LEADER, 2))
     partition = replicas.partition_by_id(TOPIC_ID, 0)
     assert not partition.is_leader and partition.leader_epoch == 2
     assert partition.log.log_end_offset == 0
@@ -92,7 +78,7 @@ def test_a_response_from_an_earlier_epoch_of_the_same_leader_is_dropped(replicas
 def test_a_promotion_landing_while_the_batches_are_written_starts_its_epoch_after_them(replicas) -> None:
     """Its own epoch must not begin in front of batches of the older epoch: followers
     asking where epoch 0 ends would be told to truncate them, refetch them, for ever."""
-    _scenario(replicas, change_while_handling=_metadata(2, FOLLOWER, 1))
+    _scenario(replicas, change_while_handling=one_partition_cluster(2, FOLLOWER, 1))
     partition = replicas.partition_by_id(TOPIC_ID, 0)
     assert partition.is_leader and partition.log.log_end_offset == 3
     assert partition.log.end_offset_for_epoch(0) == (0, 3)
