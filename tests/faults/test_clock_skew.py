@@ -8,7 +8,7 @@ back by ten to thirty minutes, while its monotonic clock runs on.
 The jumps land while the topic is idle, when followers fetch least often (every
 ``replica.fetch.wait.max.ms``), so a leader timing their lag on the wall clock
 would drop any it looks at before their next fetch. That race makes this test
-catch such a leader only in some runs (it did in 2 of 6 while written); the
+catch such a leader only in some runs (1 of 5 while it was written); the
 deterministic check of the same wiring is ``tests/unit/test_lag_clock.py``.
 No ISR may change, and ``acks=all`` writes before and after must all be kept.
 """
