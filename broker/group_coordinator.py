@@ -69,8 +69,13 @@ GROUP_COORDINATOR_KEY = 0
 CreateTopics = Callable[[pb.CreateTopicsRequest], Awaitable[pb.CreateTopicsResponse]]
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def steady_epoch_clock() -> Callable[[], int]:
+    """Epoch milliseconds that never step: the wall clock read once, then advanced by the
+    monotonic clock. Session, rebalance and join deadlines run on it, so a wall-clock step
+    (NTP, a resumed VM, a hand-set date) expires no member; the times it writes (offset
+    commits, group records) are still dates, off only by the steps since the broker started."""
+    offset = time.time() - time.monotonic()
+    return lambda: int((offset + time.monotonic()) * 1000)
 
 
 def _new_member_id(client_id: str) -> str:
@@ -86,13 +91,13 @@ class GroupCoordinator:
         create_topics: CreateTopics,
         config: GroupConfig = GroupConfig(),
         offsets_partitions: int = OFFSETS_TOPIC_PARTITIONS,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.replicas = replicas
         self.config = config
         self.offsets_partitions = offsets_partitions
-        self._next_expiry_check = clock() + OFFSETS_RETENTION_CHECK_INTERVAL_MS
-        self.clock = clock
+        self.clock = clock or steady_epoch_clock()
+        self._next_expiry_check = self.clock() + OFFSETS_RETENTION_CHECK_INTERVAL_MS
         self.groups: dict[str, Group] = {}
         self._create_topics = create_topics
         self._loaded: dict[int, int] = {}
