@@ -39,7 +39,7 @@ from caudal.local_cluster import LocalCluster
 PARTITIONS = 3
 
 
-def _power_loss(cluster: LocalCluster, disks: list[BrokerDisk]) -> int:
+def _power_loss(disks: list[BrokerDisk]) -> int:
     """Cut the power of these brokers at once, then start them again; bytes of unsynced WAL lost."""
     for disk in disks:
         disk.node.signal(signal.SIGKILL)
@@ -55,7 +55,7 @@ def _power_loss(cluster: LocalCluster, disks: list[BrokerDisk]) -> int:
 
 
 def _produce_through_power_loss(
-    cluster: LocalCluster, disks: dict[int, BrokerDisk], admin: AdminClient, topic: str, policy: str, victims: str
+    cluster: LocalCluster, disk_of: dict[int, BrokerDisk], admin: AdminClient, topic: str, policy: str, victims: str
 ) -> tuple[Acks, LoadResult, int]:
     """Produce, cut the power of ``victims`` ("all" or "leader" of partition 0), restart them, let the
     producer finish: (acks before the cut, the whole load's result, WAL bytes lost)."""
@@ -66,7 +66,7 @@ def _produce_through_power_loss(
     wait_until(lambda: load.acked_count() > 1000, 30, what="acknowledgements before the power cut")
     node_ids = list(cluster.brokers) if victims == "all" else [admin.describe_topics([topic])[topic].partitions[0].leader]
     before = load.acked_so_far()
-    dropped = _power_loss(cluster, [disks[i] for i in node_ids])
+    dropped = _power_loss([disk_of[i] for i in node_ids])
     wait_until(lambda: _all_led(admin, topic), 30, what="a leader for every partition after the restart")
     if victims != "all":
         wait_until(lambda: _all_in_sync(admin, topic), 30, what="the restarted broker back in every ISR")
@@ -113,7 +113,6 @@ def test_a_power_loss_of_every_broker_loses_acknowledged_records_without_synced_
     assert lost, "with nothing synced, a power loss of every replica must lose acknowledged records"
 
 
-
 def test_the_last_replica_standing_keeps_the_high_watermark_and_every_acknowledged_record(tmp_path: Path) -> None:
     """Fault matrix F10 (KIP-966): both followers stall until the ISR is the leader alone;
     records it takes with acks=1 must not move the high watermark (a consumer must not
@@ -140,7 +139,7 @@ def test_the_last_replica_standing_keeps_the_high_watermark_and_every_acknowledg
                 alone = [producer.send("last", value=f"o{i}".encode(), partition=0).result(timeout=30) for i in range(50)]
             assert alone[-1].offset >= committed, "the leader took the acks=1 records"
             assert _end_offset(cluster.bootstrap, tp) == committed, "the high watermark moved with the ISR below min.insync.replicas"
-            _power_loss(cluster, [disk_of[leader]])
+            _power_loss([disk_of[leader]])
         finally:
             for b in followers:
                 cluster.brokers[b].signal(signal.SIGCONT)
