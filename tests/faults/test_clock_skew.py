@@ -26,7 +26,7 @@ from pathlib import Path
 from invariants import Acks, assert_acks_stored_once
 from nodes import running, wait_until
 from reading import read_to_end
-from replicas import assert_replicas_identical
+from replicas import all_in_sync, assert_replicas_identical
 
 from caudal.client import AdminClient, Consumer, ConsumerRebalanceListener, NewTopic, Producer, TopicPartition
 from caudal.local_cluster import LocalCluster
@@ -97,7 +97,7 @@ def test_wall_clock_steps_move_no_isr_and_drop_no_group_member(tmp_path: Path) -
         }
     with running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         admin.create_topics([NewTopic("skew", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["skew"].result()
-        wait_until(lambda: all(len(p.isr) == 3 for p in admin.describe_topics(["skew"])["skew"].partitions), 20, what="every follower in the ISR")
+        wait_until(lambda: all_in_sync(admin, "skew"), 20, what="every follower in the ISR")
         before = _produce(cluster.bootstrap, "b")
         rebalances = Rebalances()
         member = Consumer(bootstrap_servers=cluster.bootstrap, group_id="skew-readers", auto_offset_reset="earliest")
@@ -111,7 +111,7 @@ def test_wall_clock_steps_move_no_isr_and_drop_no_group_member(tmp_path: Path) -
         finally:
             member.close()
         after = _produce(cluster.bootstrap, "a")
-        assert all(len(p.isr) == 3 for p in admin.describe_topics(["skew"])["skew"].partitions)
+        assert all_in_sync(admin, "skew")
         topic_id = uuid.UUID(admin.describe_topics(["skew"])["skew"].topic_id).bytes
         assert_acks_stored_once(read_to_end(cluster.bootstrap, "skew", PARTITIONS), before, after)
     assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=1)

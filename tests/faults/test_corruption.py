@@ -15,39 +15,27 @@ import re
 from invariants import assert_load_survived
 from load import ProducerLoad
 from nodes import wait_until
+from reading import end_offsets
+from replicas import all_in_sync
 from storage_faults import BrokerDisk, flip_a_bit_every
 
-from caudal.client import AdminClient, Consumer, NewTopic, TopicPartition
+from caudal.client import AdminClient, NewTopic
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
 OPENED = re.compile(r"event=partition_opened broker=\d+ topic=rot partition=(\d+) leo=(\d+)")
 
 
-def _all_in_sync(admin: AdminClient) -> bool:
-    return all(len(p.isr) == 3 for p in admin.describe_topics(["rot"])["rot"].partitions)
-
-
-def _high_watermarks(bootstrap: str) -> dict[int, int]:
-    """Each partition's HW: no replica in its ISR has a shorter log."""
-    consumer = Consumer(bootstrap_servers=bootstrap)
-    try:
-        ends = consumer.end_offsets([TopicPartition("rot", p) for p in range(PARTITIONS)])
-    finally:
-        consumer.close()
-    return {tp.partition: end for tp, end in ends.items()}
-
-
 def test_bit_rot_in_a_stopped_replica_is_detected_and_fetched_again(disks: tuple[LocalCluster, dict[int, BrokerDisk]]) -> None:
     cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         admin.create_topics([NewTopic("rot", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["rot"].result()
-        wait_until(lambda: _all_in_sync(admin), 20, what="every follower in the ISR")
+        wait_until(lambda: all_in_sync(admin, "rot"), 20, what="every follower in the ISR")
         load = ProducerLoad(cluster.bootstrap, "rot", rate=500).start()
         wait_until(lambda: load.acked_count() > 1000, 30, what="acknowledgements before the stop")
         victim = admin.describe_topics(["rot"])["rot"].partitions[0].leader
         node, disk = cluster.brokers[victim], disk_of[victim]
-        ends = _high_watermarks(cluster.bootstrap)  # every replica, the victim too, has at least this much
+        ends = end_offsets(cluster.bootstrap, "rot", PARTITIONS)  # every replica, the victim too, has at least this much
         node.kill9()  # stopped with everything in its write-ahead log
         assert sum(flip_a_bit_every(wal, 4096) for wal in disk.wals()) > 0
         node.start()
@@ -56,5 +44,5 @@ def test_bit_rot_in_a_stopped_replica_is_detected_and_fetched_again(disks: tuple
         assert all(reopened.get(p, end) < end for p, end in ends.items()), (
             f"the damaged replica came back with logs ending at {reopened}, not short of {ends}: the damage went unseen"
         )
-        wait_until(lambda: _all_in_sync(admin), 30, what=f"broker {victim} back in every ISR")
+        wait_until(lambda: all_in_sync(admin, "rot"), 30, what=f"broker {victim} back in every ISR")
         assert_load_survived(cluster, admin, "rot", PARTITIONS, load.stop())

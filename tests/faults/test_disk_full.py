@@ -15,6 +15,7 @@ from __future__ import annotations
 from invariants import assert_load_survived
 from load import ProducerLoad
 from nodes import wait_until
+from replicas import all_in_sync
 from storage_faults import BrokerDisk
 
 from caudal.client import AdminClient, NewTopic
@@ -33,7 +34,7 @@ def test_a_full_disk_stops_its_broker_and_the_others_carry_on(disks: tuple[Local
     cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         admin.create_topics([NewTopic("full", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["full"].result()
-        wait_until(lambda: all(len(p.isr) == 3 for p in _partitions(admin, "full")), 20, what="every follower in the ISR")
+        wait_until(lambda: all_in_sync(admin, "full"), 20, what="every follower in the ISR")
         load = ProducerLoad(cluster.bootstrap, "full", rate=300).start()
         wait_until(lambda: load.acked_count() > 300, 30, what="acknowledgements before the disk fills")
         for role in ("leader", "follower"):
@@ -61,4 +62,4 @@ def _fill_disk_then_free_it(
     disk.free()
     node.start()
     node.wait_ready()
-    wait_until(lambda: all(len(p.isr) == 3 for p in _partitions(admin, "full")), 30, what=f"broker {victim} back in every ISR")
+    wait_until(lambda: all_in_sync(admin, "full"), 30, what=f"broker {victim} back in every ISR")

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import signal
 import uuid
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 from invariants import Acks, assert_acks_stored_once, assert_load_survived
 from load import LoadResult, ProducerLoad
 from nodes import running, wait_until
-from reading import read_to_end
-from replicas import assert_replicas_identical
+from reading import end_offsets, read_to_end
+from replicas import all_in_sync, assert_replicas_identical
 from storage_faults import BrokerDisk, build_shim, with_storage_faults
 
-from caudal.client import AdminClient, Consumer, NewTopic, Producer, TopicPartition
+from caudal.client import AdminClient, NewTopic, Producer
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
@@ -61,7 +60,7 @@ def _produce_through_power_loss(
     producer finish: (acks before the cut, the whole load's result, WAL bytes lost)."""
     config = {"min.insync.replicas": "2", "log.flush.policy": policy}
     admin.create_topics([NewTopic(topic, PARTITIONS, 3, config=config)])[topic].result()
-    wait_until(lambda: _all_in_sync(admin, topic), 20, what="every follower in the ISR")
+    wait_until(lambda: all_in_sync(admin, topic), 20, what="every follower in the ISR")
     load = ProducerLoad(cluster.bootstrap, topic, rate=500).start()
     wait_until(lambda: load.acked_count() > 1000, 30, what="acknowledgements before the power cut")
     node_ids = list(cluster.brokers) if victims == "all" else [admin.describe_topics([topic])[topic].partitions[0].leader]
@@ -69,12 +68,8 @@ def _produce_through_power_loss(
     dropped = _power_loss([disk_of[i] for i in node_ids])
     wait_until(lambda: _all_led(admin, topic), 30, what="a leader for every partition after the restart")
     if victims != "all":
-        wait_until(lambda: _all_in_sync(admin, topic), 30, what="the restarted broker back in every ISR")
+        wait_until(lambda: all_in_sync(admin, topic), 30, what="the restarted broker back in every ISR")
     return before, load.stop(), dropped
-
-
-def _all_in_sync(admin: AdminClient, topic: str) -> bool:
-    return all(len(p.isr) == 3 for p in admin.describe_topics([topic])[topic].partitions)
 
 
 def _all_led(admin: AdminClient, topic: str) -> bool:
@@ -120,15 +115,14 @@ def test_the_last_replica_standing_keeps_the_high_watermark_and_every_acknowledg
     comes back, and nothing the HW exposed is lost."""
     cluster = LocalCluster(tmp_path / "cluster", 3, 3, session_timeout_ms=20_000, broker_args=["--replica-lag-time-max-ms", "1500"])
     disk_of = with_storage_faults(cluster, build_shim(tmp_path / "shim"))
-    tp = TopicPartition("last", 0)
     with running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         admin.create_topics([NewTopic("last", 1, 3, config={"min.insync.replicas": "2"})])["last"].result()
-        wait_until(lambda: len(admin.describe_topics(["last"])["last"].partitions[0].isr) == 3, 20, what="every follower in the ISR")
+        wait_until(lambda: all_in_sync(admin, "last"), 20, what="every follower in the ISR")
         with Producer(bootstrap_servers=cluster.bootstrap, acks="all") as producer:
             acked = {(0, md.offset): f"a{i}".encode() for i, md in enumerate(
                 [producer.send("last", value=f"a{i}".encode(), partition=0).result(timeout=30) for i in range(200)]
             )}
-        committed = _end_offset(cluster.bootstrap, tp)
+        committed = end_offsets(cluster.bootstrap, "last", 1)[0]
         leader = admin.describe_topics(["last"])["last"].partitions[0].leader
         followers = [b for b in cluster.brokers if b != leader]
         for b in followers:
@@ -138,18 +132,12 @@ def test_the_last_replica_standing_keeps_the_high_watermark_and_every_acknowledg
             with Producer(bootstrap_servers=cluster.bootstrap, acks=1, enable_idempotence=False) as producer:
                 alone = [producer.send("last", value=f"o{i}".encode(), partition=0).result(timeout=30) for i in range(50)]
             assert alone[-1].offset >= committed, "the leader took the acks=1 records"
-            assert _end_offset(cluster.bootstrap, tp) == committed, "the high watermark moved with the ISR below min.insync.replicas"
+            assert end_offsets(cluster.bootstrap, "last", 1)[0] == committed, "the high watermark moved with the ISR below min.insync.replicas"
             _power_loss([disk_of[leader]])
         finally:
             for b in followers:
                 cluster.brokers[b].signal(signal.SIGCONT)
-        wait_until(lambda: len(admin.describe_topics(["last"])["last"].partitions[0].isr) == 3, 30, what="every replica back in the ISR")
+        wait_until(lambda: all_in_sync(admin, "last"), 30, what="every replica back in the ISR")
         topic_id = uuid.UUID(admin.describe_topics(["last"])["last"].topic_id).bytes
         assert_acks_stored_once(read_to_end(cluster.bootstrap, "last", 1), acked)
     assert_replicas_identical(cluster, topic_id, 1, min_hw=committed)
-
-
-def _end_offset(bootstrap: str, tp: TopicPartition) -> int:
-    """The partition's high watermark, as a consumer sees it."""
-    with closing(Consumer(bootstrap_servers=bootstrap)) as consumer:
-        return consumer.end_offsets([tp])[tp]

@@ -10,7 +10,7 @@ from invariants import assert_acks_stored_once
 from load import ProducerLoad
 from nodes import running, wait_until
 from reading import read_all
-from replicas import assert_replicas_identical
+from replicas import all_in_sync, assert_replicas_identical
 
 from caudal.client import AdminClient, NewTopic, Producer
 from caudal.common.errors import NotEnoughReplicasError
@@ -23,14 +23,10 @@ def _read_all(bootstrap: str, topic: str, expected: int) -> dict[int, list]:
     return read_all(bootstrap, topic, PARTITIONS, expected, timeout_s=60)
 
 
-def _all_in_sync(admin: AdminClient, topic: str, replicas: int = 3) -> bool:
-    return all(len(p.isr) == replicas for p in admin.describe_topics([topic])[topic].partitions)
-
-
 def test_acked_records_survive_killing_the_leaders(cluster) -> None:
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         admin.create_topics([NewTopic("orders", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["orders"].result()
-        wait_until(lambda: _all_in_sync(admin, "orders"), 20, what="every follower in the ISR")
+        wait_until(lambda: all_in_sync(admin, "orders"), 20, what="every follower in the ISR")
         acked: dict[tuple[int, int], bytes] = {}
         with Producer(bootstrap_servers=cluster.bootstrap, acks="all", retries=50, request_timeout_ms=5000, delivery_timeout_ms=60000) as producer:
             futures = [(f"v{i}".encode(), producer.send("orders", value=f"v{i}".encode(), key=str(i % 50).encode())) for i in range(3000)]
@@ -49,7 +45,7 @@ def test_acked_records_survive_killing_the_leaders(cluster) -> None:
 
         cluster.brokers[victim].start()
         cluster.brokers[victim].wait_ready()
-        wait_until(lambda: _all_in_sync(admin, "orders"), 30, what="the restarted broker back in every ISR")
+        wait_until(lambda: all_in_sync(admin, "orders"), 30, what="the restarted broker back in every ISR")
         topic_id = uuid.UUID(admin.describe_topics(["orders"])["orders"].topic_id).bytes
     assert_replicas_identical(cluster, topic_id, PARTITIONS, min_hw=len(acked) // PARTITIONS // 2)
 
@@ -61,7 +57,7 @@ def _read_values(bootstrap: str, topic: str, expected: int) -> list[bytes]:
 
 def _topic(admin: AdminClient, name: str) -> None:
     admin.create_topics([NewTopic(name, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[name].result()
-    wait_until(lambda: _all_in_sync(admin, name), 20, what="every follower in the ISR")
+    wait_until(lambda: all_in_sync(admin, name), 20, what="every follower in the ISR")
 
 
 def test_rolling_restart_under_load_loses_nothing(cluster) -> None:
@@ -73,7 +69,7 @@ def test_rolling_restart_under_load_loses_nothing(cluster) -> None:
             assert node.stop() == 0, f"broker {node_id} did not stop cleanly"
             node.start()
             node.wait_ready()
-            wait_until(lambda: _all_in_sync(admin, "rolling"), 30, what=f"broker {node_id} back in every ISR")
+            wait_until(lambda: all_in_sync(admin, "rolling"), 30, what=f"broker {node_id} back in every ISR")
         result = load.stop()
     assert not result.errors, f"errors surfaced to the producer: {result.errors[:3]}"
     assert len(result.acked) == result.sent
@@ -129,7 +125,7 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
                 wait_until(lambda: load.acked_count() > acked + 100, 15, what="acks=all to go on without the follower")
             finally:
                 cluster.brokers[follower].signal(signal.SIGCONT)
-            wait_until(lambda: _all_in_sync(admin, "lag"), 30, what="the follower back in every ISR")
+            wait_until(lambda: all_in_sync(admin, "lag"), 30, what="the follower back in every ISR")
             result = load.stop()
             topic_id = uuid.UUID(admin.describe_topics(["lag"])["lag"].topic_id).bytes
         assert not result.errors
@@ -157,7 +153,7 @@ def test_killing_leaders_repeatedly_under_load_loses_nothing(cluster) -> None:
             wait_until(lambda: _leader_of(admin, "churn") not in (-1, victim), 15, what="a new leader")
             cluster.brokers[victim].start()
             cluster.brokers[victim].wait_ready()
-            wait_until(lambda: _all_in_sync(admin, "churn"), 30, what=f"broker {victim} back in every ISR")
+            wait_until(lambda: all_in_sync(admin, "churn"), 30, what=f"broker {victim} back in every ISR")
         result = load.stop()
         topic_id = uuid.UUID(admin.describe_topics(["churn"])["churn"].topic_id).bytes
     _check_no_loss(cluster, "churn", result)
@@ -178,7 +174,7 @@ def test_paused_leader_loses_leadership_and_converges(cluster) -> None:
             wait_until(lambda: load.acked_count() > acked + 100, 20, what="writes through the new leader")
         finally:
             cluster.brokers[old].signal(signal.SIGCONT)
-        wait_until(lambda: _all_in_sync(admin, "paused"), 30, what="the old leader to rejoin as a follower")
+        wait_until(lambda: all_in_sync(admin, "paused"), 30, what="the old leader to rejoin as a follower")
         result = load.stop()
         topic_id = uuid.UUID(admin.describe_topics(["paused"])["paused"].topic_id).bytes
     _check_no_loss(cluster, "paused", result)

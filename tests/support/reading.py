@@ -42,3 +42,13 @@ def read_to_end(bootstrap: str, topic: str, partitions: int, timeout_s: float = 
     finally:
         consumer.close()
     return by_partition
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Partition -> its end offset (the high watermark) as a consumer sees it now."""
+    consumer = Consumer(bootstrap_servers=bootstrap)
+    try:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        consumer.close()
+    return {tp.partition: end for tp, end in ends.items()}

@@ -1,13 +1,20 @@
-"""Read a stopped broker's partition logs straight from its RocksDB, to compare replicas."""
+"""Replica checks: whole ISRs as the admin client reports them, and a stopped broker's
+partition logs read straight from its RocksDB, to compare replicas."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from caudal.broker.log import PartitionLog
+from caudal.client import AdminClient
 from caudal.broker.storage import Store
 from caudal.common.topic_config import TopicConfig
 from caudal.local_cluster import LocalCluster
+
+
+def all_in_sync(admin: AdminClient, topic: str, replicas: int = 3) -> bool:
+    """Whether every partition of ``topic`` has all ``replicas`` replicas in its ISR."""
+    return all(len(p.isr) == replicas for p in admin.describe_topics([topic])[topic].partitions)
 
 
 def replica_view(broker_data_dir: Path, topic_id: bytes, partition: int) -> tuple[int, PartitionLog, Store]:
