@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def caudal(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -66,6 +68,22 @@ def test_bench_produce_prints_perf_test_summary(dev_node) -> None:
     summary = r.stdout.strip().splitlines()[-1]
     assert summary.startswith("2000 records sent, ")
     assert "records/sec" in summary and "ms 50th" in summary and "ms 99.9th." in summary
+
+
+@pytest.mark.parametrize("client", ["blocking", "asyncio"])
+def test_bench_e2e_receives_every_record_and_prints_latency_percentiles(dev_node, client: str) -> None:
+    topic = f"e2e-{client}"
+    r = caudal(
+        "bench", "e2e", "--topic", topic, "--num-records", "300", "--throughput", "300", "--acks", "all",
+        "--client", client, "--bootstrap-server", dev_node.bootstrap, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    summary = r.stdout.strip().splitlines()[-1]
+    assert summary.startswith("300 records received of 300, end-to-end latency: "), summary
+    p50, p99 = (float(summary.split(f" ms {q}")[0].rsplit(" ", 1)[1]) for q in ("50th", "99th"))
+    assert 0 < p50 <= p99, summary
+    r = caudal("consume", topic, "--from-beginning", "--max-messages", "300", "--timeout-ms", "10000", "--bootstrap-server", dev_node.bootstrap)
+    assert r.returncode == 0 and "Processed a total of 300 messages" in r.stderr, r.stderr
 
 
 def test_bench_consume_as_a_group_splits_the_records_between_members(dev_node) -> None:
