@@ -5,6 +5,12 @@
 broker (then the bootstrap list) until one answers. Clients refresh when a
 broker answers NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION, or a
 connection fails, then retry.
+
+A broker cut off from the controller still answers Metadata, with the leaders
+it last knew. So each refresh starts at a different broker, and a leader is
+only replaced by one of the same or a newer leader epoch (KIP-320): once any
+broker has told the client about the new leader, the cut-off broker's answers
+cannot send it back.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class ClusterMetadata:
         self.brokers: dict[int, str] = {}
         self.partition_counts: dict[str, int] = {}
         self.leaders: dict[TopicPartition, int] = {}
+        self.leader_epochs: dict[TopicPartition, int] = {}
+        self.topic_ids: dict[str, bytes] = {}
         self.topic_errors: dict[str, CaudalError] = {}
         self.cluster_id = ""
         self.controller_id = -1
@@ -38,9 +46,21 @@ class ClusterMetadata:
                 self.partition_counts.pop(t.name, None)
                 continue
             self.topic_errors.pop(t.name, None)
+            if self.topic_ids.setdefault(t.name, t.topic_id) != t.topic_id:
+                self._topic_recreated(t.name, t.topic_id)
             self.partition_counts[t.name] = len(t.partitions)
             for p in t.partitions:
-                self.leaders[TopicPartition(t.name, p.partition)] = p.leader
+                tp = TopicPartition(t.name, p.partition)
+                if p.leader_epoch < self.leader_epochs.get(tp, -1):
+                    continue  # from a broker behind on metadata: keep the newer leader
+                self.leaders[tp] = p.leader
+                self.leader_epochs[tp] = p.leader_epoch
+
+    def _topic_recreated(self, name: str, topic_id: bytes) -> None:
+        """A new topic under an old name: its leader epochs start over."""
+        self.topic_ids[name] = topic_id
+        for tp in [tp for tp in self.leader_epochs if tp.topic == name]:
+            del self.leader_epochs[tp]
 
     def leader_address(self, tp: TopicPartition) -> str | None:
         leader = self.leaders.get(tp, -1)
@@ -60,6 +80,7 @@ class MetadataManager:
         self.cluster = ClusterMetadata()
         self.topics: set[str] = set()
         self._inflight: asyncio.Future[ClusterMetadata] | None = None
+        self._refreshes = 0
 
     async def refresh(self, topics: Iterable[str] = ()) -> ClusterMetadata:
         self.topics.update(topics)
@@ -72,14 +93,23 @@ class MetadataManager:
         return await self._refresh(pb.MetadataRequest(all_topics=True))
 
     async def _refresh(self, request: pb.MetadataRequest) -> ClusterMetadata:
-        response = await self.call_any("Metadata", request)
+        """Each refresh asks a different broker first, so a broker that answers but is
+        behind (cut off from the controller) is not the only one a client ever hears."""
+        self._refreshes += 1
+        response = await self.call_any("Metadata", request, first=self._refreshes)
         self.cluster.update(response)
         return self.cluster
 
-    async def call_any(self, method: str, request: object) -> object:
-        """Send an RPC to whichever broker answers first (admin requests and Metadata)."""
+    async def call_any(self, method: str, request: object, first: int = 0) -> object:
+        """Send an RPC to whichever broker answers first, trying them from the ``first``-th on.
+
+        Admin requests start at the same broker every time: a broker answers an admin
+        change once its own metadata shows it, so the next request sees the change.
+        """
+        addresses = list(dict.fromkeys(self.cluster.any_address() + self.bootstrap))
+        start = first % len(addresses)
         last: Exception | None = None
-        for address in dict.fromkeys(self.cluster.any_address() + self.bootstrap):
+        for address in addresses[start:] + addresses[:start]:
             try:
                 return await self.conns.call(address, method, request, self.request_timeout_s)
             except CaudalError as e:

@@ -231,8 +231,8 @@ def test_parse_bootstrap_rejects_empty(given):
 # ---------------------------------------------------------------- ClusterMetadata
 
 
-def _partition(index, leader):
-    return pb.PartitionMetadata(partition=index, leader=leader, replicas=[1, 2], isr=[1, 2])
+def _partition(index, leader, epoch=0):
+    return pb.PartitionMetadata(partition=index, leader=leader, leader_epoch=epoch, replicas=[1, 2], isr=[1, 2])
 
 
 def _response(topics, brokers=((1, "b1", 9092), (2, "b2", 9093))):
@@ -281,6 +281,27 @@ def test_leader_moves_on_the_next_update():
     cluster.update(_response([_topic("orders", 1)]))
     cluster.update(_response([_topic("orders", 2)]))
     assert cluster.leader_address(TopicPartition("orders", 0)) == "b2:9093"
+
+
+def test_a_broker_behind_on_metadata_cannot_bring_back_an_older_leader():
+    cluster = ClusterMetadata()
+    tp = TopicPartition("orders", 0)
+    cluster.update(_response([pb.TopicMetadata(name="orders", topic_id=b"t1", partitions=[_partition(0, 1, epoch=4)])]))
+    cluster.update(_response([pb.TopicMetadata(name="orders", topic_id=b"t1", partitions=[_partition(0, 2, epoch=5)])]))
+    cluster.update(_response([pb.TopicMetadata(name="orders", topic_id=b"t1", partitions=[_partition(0, 1, epoch=4)])]))
+    assert cluster.leader_address(tp) == "b2:9093"
+    assert cluster.leader_epochs[tp] == 5
+    cluster.update(_response([pb.TopicMetadata(name="orders", topic_id=b"t1", partitions=[_partition(0, 1, epoch=6)])]))
+    assert cluster.leader_address(tp) == "b1:9092"
+
+
+def test_a_topic_created_again_under_the_same_name_starts_its_leader_epochs_over():
+    cluster = ClusterMetadata()
+    tp = TopicPartition("orders", 0)
+    cluster.update(_response([pb.TopicMetadata(name="orders", topic_id=b"old", partitions=[_partition(0, 1, epoch=9)])]))
+    cluster.update(_response([pb.TopicMetadata(name="orders", topic_id=b"new", partitions=[_partition(0, 2, epoch=0)])]))
+    assert cluster.leader_address(tp) == "b2:9093"
+    assert (cluster.topic_ids["orders"], cluster.leader_epochs[tp]) == (b"new", 0)
 
 
 def test_broker_list_is_replaced_not_merged():
