@@ -10,7 +10,7 @@ from invariants import assert_acks_stored_once
 from load import ProducerLoad
 from nodes import running, wait_until
 from reading import read_all
-from replicas import all_in_sync, assert_replicas_identical
+from replicas import all_in_sync, assert_replicas_identical, in_sync_on_every_broker
 
 from caudal.client import AdminClient, NewTopic, Producer
 from caudal.common.errors import NotEnoughReplicasError
@@ -125,7 +125,7 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
                 wait_until(lambda: load.acked_count() > acked + 100, 15, what="acks=all to go on without the follower")
             finally:
                 cluster.brokers[follower].signal(signal.SIGCONT)
-            wait_until(lambda: all_in_sync(admin, "lag"), 30, what="the follower back in every ISR")
+            wait_until(lambda: in_sync_on_every_broker(cluster, "lag"), 30, what="the follower back in every ISR")
             result = load.stop()
             topic_id = uuid.UUID(admin.describe_topics(["lag"])["lag"].topic_id).bytes
         assert not result.errors
@@ -174,7 +174,7 @@ def test_paused_leader_loses_leadership_and_converges(cluster) -> None:
             wait_until(lambda: load.acked_count() > acked + 100, 20, what="writes through the new leader")
         finally:
             cluster.brokers[old].signal(signal.SIGCONT)
-        wait_until(lambda: all_in_sync(admin, "paused"), 30, what="the old leader to rejoin as a follower")
+        wait_until(lambda: in_sync_on_every_broker(cluster, "paused"), 30, what="the old leader to rejoin as a follower")
         result = load.stop()
         topic_id = uuid.UUID(admin.describe_topics(["paused"])["paused"].topic_id).bytes
     _check_no_loss(cluster, "paused", result)

@@ -1,20 +1,45 @@
-"""Replica checks: whole ISRs as the admin client reports them, and a stopped broker's
-partition logs read straight from its RocksDB, to compare replicas."""
+"""Replica checks: whole ISRs as the admin client or every broker reports them, and a
+stopped broker's partition logs read straight from its RocksDB, to compare replicas."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+
 from caudal.broker.log import PartitionLog
-from caudal.client import AdminClient
 from caudal.broker.storage import Store
+from caudal.client import AdminClient
 from caudal.common.topic_config import TopicConfig
 from caudal.local_cluster import LocalCluster
+from caudal.v1 import broker_pb2 as pb
+from caudal.v1 import broker_pb2_grpc
 
 
 def all_in_sync(admin: AdminClient, topic: str, replicas: int = 3) -> bool:
     """Whether every partition of ``topic`` has all ``replicas`` replicas in its ISR."""
     return all(len(p.isr) == replicas for p in admin.describe_topics([topic])[topic].partitions)
+
+
+def in_sync_on_every_broker(cluster: LocalCluster, topic: str, replicas: int = 3) -> bool:
+    """Whether each broker, asked directly, shows every partition of ``topic`` with a full ISR
+    and the same leader epoch as the others.
+
+    After a partition heals, the admin client may be answered by the broker that was cut
+    off, whose metadata is as old as the cut: only all brokers agreeing means it caught up.
+    """
+    views = []
+    for node in cluster.brokers.values():
+        with grpc.insecure_channel(node.address) as channel:
+            try:
+                response = broker_pb2_grpc.BrokerStub(channel).Metadata(pb.MetadataRequest(topics=[topic]), timeout=2)
+            except grpc.RpcError:
+                return False
+        partitions = [p for t in response.topics if t.name == topic and not t.error_code for p in t.partitions]
+        if not partitions or any(len(p.isr) != replicas for p in partitions):
+            return False
+        views.append(sorted((p.partition, p.leader, p.leader_epoch) for p in partitions))
+    return all(view == views[0] for view in views)
 
 
 def replica_view(broker_data_dir: Path, topic_id: bytes, partition: int) -> tuple[int, PartitionLog, Store]:

@@ -1,0 +1,84 @@
+"""Network partitions between brokers and controllers, on real processes (fault matrix F4).
+
+Every link between nodes goes through a proxy that cuts the links between two
+groups of nodes (``tests/support/network.py``), either holding them (packets
+dropped, delivered after the heal) or resetting them. Clients reach every node
+throughout, which is the case that cost Kafka acknowledged writes in 2013: a
+leader cut off from its followers and the controller while producers still
+reach it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from invariants import assert_load_survived
+from load import ProducerLoad
+from network import MODES, Network, with_network
+from nodes import running, wait_until
+from replicas import all_in_sync, in_sync_on_every_broker
+
+from caudal.client import AdminClient, NewTopic
+from caudal.local_cluster import LocalCluster
+
+
+@pytest.fixture
+def partitionable(tmp_path) -> Iterator[tuple[LocalCluster, Network]]:
+    """3 controllers + 3 brokers whose links can be cut; followers leave the ISR after 1.5 s of silence."""
+    cluster = LocalCluster(
+        tmp_path / "cluster", controllers=3, brokers=3, session_timeout_ms=4000, broker_args=["--replica-lag-time-max-ms", "1500"]
+    )
+    with with_network(cluster) as network, running(cluster):
+        yield cluster, network
+
+
+def _one_partition_topic(admin: AdminClient, name: str) -> tuple[int, list[int]]:
+    """Create ``name`` (1 partition, RF=3, min ISR 2) and return its leader and followers once all are in sync."""
+    admin.create_topics([NewTopic(name, 1, 3, config={"min.insync.replicas": "2"})])[name].result()
+    wait_until(lambda: all_in_sync(admin, name), 20, what="every follower in the ISR")
+    partition = admin.describe_topics([name])[name].partitions[0]
+    return partition.leader, [r for r in partition.replicas if r != partition.leader]
+
+
+def _isr(admin: AdminClient, topic: str) -> list[int]:
+    return admin.describe_topics([topic])[topic].partitions[0].isr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_follower_cut_off_from_its_leader_leaves_the_isr_and_rejoins_after_the_heal(partitionable, mode: str) -> None:
+    cluster, network = partitionable
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        leader, followers = _one_partition_topic(admin, "cut")
+        follower = followers[0]
+        load = ProducerLoad(cluster.bootstrap, "cut", rate=300).start()
+        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the partition")
+        with network.partitioned([f"broker-{follower}"], [f"broker-{leader}"], mode):
+            wait_until(lambda: follower not in _isr(admin, "cut"), 15, what="the leader to drop the cut-off follower")
+            acked = load.acked_count()
+            wait_until(lambda: load.acked_count() > acked + 100, 15, what="acks=all to go on with the ISR down to two")
+            assert follower not in _isr(admin, "cut"), "a follower that cannot fetch got back into the ISR"
+            assert cluster.brokers[follower].running, "the cut-off follower must stay up"
+        wait_until(lambda: in_sync_on_every_broker(cluster, "cut"), 30, what="the follower back in the ISR after the heal")
+        result = load.stop()
+        assert_load_survived(cluster, admin, "cut", 1, result)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_leader_cut_off_from_brokers_and_controllers_but_not_clients_acknowledges_nothing_that_is_lost(
+    partitionable, mode: str
+) -> None:
+    cluster, network = partitionable
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        leader, followers = _one_partition_topic(admin, "island")
+        load = ProducerLoad(cluster.bootstrap, "island", rate=300).start()
+        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the partition")
+        everyone_else = [f"broker-{b}" for b in followers] + [c.name for c in cluster.controllers.values()]
+        with network.partitioned([f"broker-{leader}"], everyone_else, mode):
+            acked = load.acked_count()
+            wait_until(lambda: load.acked_count() > acked + 100, 40, what="acks=all to go on through a new leader")
+        wait_until(lambda: in_sync_on_every_broker(cluster, "island"), 40, what="the old leader back in the ISR as a follower")
+        result = load.stop()
+        # Whatever the isolated leader appended after it was cut off was never acknowledged:
+        # it is truncated away, and every acknowledgement is still where it said.
+        assert_load_survived(cluster, admin, "island", 1, result)
