@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
@@ -29,6 +30,9 @@ R = TypeVar("R")
 
 SESSION_RPCS = {"Produce": "ProduceSession", "Fetch": "FetchSession"}
 """Methods sent through a session, and the streaming RPC that carries them."""
+
+RECENT_FAILURE_S = 5.0
+"""How long a broker that failed a request (no answer in time, connection broken) is asked last."""
 
 
 def parse_bootstrap(bootstrap_servers: str | list[str]) -> list[str]:
@@ -155,6 +159,18 @@ class Connections:
         self._stubs: dict[str, broker_pb2_grpc.BrokerStub] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._failed_at: dict[str, float] = {}
+
+    def healthy_first(self, addresses: list[str]) -> list[str]:
+        """``addresses`` in their order, those that recently failed a request moved to the end.
+
+        A broker cut off from the rest of the cluster may still be reachable, and answer
+        Metadata with leaders it no longer knows are gone; its requests time out. Asking
+        the others first is how a client learns where the partitions went.
+        """
+        now = time.monotonic()
+        recent = {a for a, at in self._failed_at.items() if now - at < RECENT_FAILURE_S}
+        return [a for a in addresses if a not in recent] + [a for a in addresses if a in recent]
 
     def stub(self, address: str) -> broker_pb2_grpc.BrokerStub:
         stub = self._stubs.get(address)
@@ -170,13 +186,17 @@ class Connections:
         ``answered=False`` is for requests the broker does not answer (``acks=0``
         produce): it returns once the request is sent.
         """
-        if method in SESSION_RPCS:
-            return await self._session(address, method).request(request, timeout_s, answered)
-        rpc: Callable[..., Awaitable[Any]] = getattr(self.stub(address), method)
         try:
-            return await rpc(request, timeout=timeout_s)
-        except grpc.aio.AioRpcError as e:
-            raise _map_rpc_error(address, method, e) from None
+            if method in SESSION_RPCS:
+                return await self._session(address, method).request(request, timeout_s, answered)
+            rpc: Callable[..., Awaitable[Any]] = getattr(self.stub(address), method)
+            try:
+                return await rpc(request, timeout=timeout_s)
+            except grpc.aio.AioRpcError as e:
+                raise _map_rpc_error(address, method, e) from None
+        except (NetworkError, RequestTimedOutError):
+            self._failed_at[address] = time.monotonic()
+            raise
 
     def _session(self, address: str, method: str) -> Session:
         session = self._sessions.get((address, method))

@@ -7,10 +7,10 @@ broker answers NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION, or a
 connection fails, then retry.
 
 A broker cut off from the controller still answers Metadata, with the leaders
-it last knew. So each refresh starts at a different broker, and a leader is
-only replaced by one of the same or a newer leader epoch (KIP-320): once any
-broker has told the client about the new leader, the cut-off broker's answers
-cannot send it back.
+it last knew. So brokers that recently failed a request are asked last, and a
+leader is only replaced by one of the same or a newer leader epoch (KIP-320):
+once any broker has told the client about the new leader, the cut-off broker's
+answers cannot send it back.
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ class MetadataManager:
         self.cluster = ClusterMetadata()
         self.topics: set[str] = set()
         self._inflight: asyncio.Future[ClusterMetadata] | None = None
-        self._refreshes = 0
 
     async def refresh(self, topics: Iterable[str] = ()) -> ClusterMetadata:
         self.topics.update(topics)
@@ -93,23 +92,19 @@ class MetadataManager:
         return await self._refresh(pb.MetadataRequest(all_topics=True))
 
     async def _refresh(self, request: pb.MetadataRequest) -> ClusterMetadata:
-        """Each refresh asks a different broker first, so a broker that answers but is
-        behind (cut off from the controller) is not the only one a client ever hears."""
-        self._refreshes += 1
-        response = await self.call_any("Metadata", request, first=self._refreshes)
+        response = await self.call_any("Metadata", request)
         self.cluster.update(response)
         return self.cluster
 
-    async def call_any(self, method: str, request: object, first: int = 0) -> object:
-        """Send an RPC to whichever broker answers first, trying them from the ``first``-th on.
+    async def call_any(self, method: str, request: object) -> object:
+        """Send an RPC to whichever broker answers first (admin requests and Metadata).
 
-        Admin requests start at the same broker every time: a broker answers an admin
-        change once its own metadata shows it, so the next request sees the change.
+        Brokers are tried in the same order every time (a broker answers an admin change
+        once its own metadata shows it, so the next request sees the change), except that
+        those that recently failed a request go last.
         """
-        addresses = list(dict.fromkeys(self.cluster.any_address() + self.bootstrap))
-        start = first % len(addresses)
         last: Exception | None = None
-        for address in addresses[start:] + addresses[:start]:
+        for address in self.conns.healthy_first(list(dict.fromkeys(self.cluster.any_address() + self.bootstrap))):
             try:
                 return await self.conns.call(address, method, request, self.request_timeout_s)
             except CaudalError as e:

@@ -10,6 +10,8 @@ reach it.
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Iterator
 
 import pytest
@@ -82,3 +84,32 @@ def test_a_leader_cut_off_from_brokers_and_controllers_but_not_clients_acknowled
         # Whatever the isolated leader appended after it was cut off was never acknowledged:
         # it is truncated away, and every acknowledgement is still where it said.
         assert_load_survived(cluster, admin, "island", 1, result)
+
+
+def test_flapping_partitions_under_load_lose_no_acknowledged_record(partitionable) -> None:
+    """A nemesis cuts one node (broker or controller) off from a random part of the
+    others, held or reset, for 1-3 s at a time over about 25 s, under idempotent
+    acks=all load on 3 partitions; then everything heals and must converge."""
+    cluster, network = partitionable
+    rng = random.Random(20261206)
+    names = [node.name for node in cluster.nodes()]
+    with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        admin.create_topics([NewTopic("flap", 3, 3, config={"min.insync.replicas": "2"})])["flap"].result()
+        wait_until(lambda: all_in_sync(admin, "flap"), 20, what="every follower in the ISR")
+        load = ProducerLoad(cluster.bootstrap, "flap", rate=300).start()
+        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the first cut")
+        deadline = time.monotonic() + 25
+        for _ in range(20):
+            if time.monotonic() >= deadline:
+                break
+            victim = rng.choice(names)
+            others = [n for n in names if n != victim]
+            cut_from = rng.sample(others, rng.randint(1, len(others)))
+            with network.partitioned([victim], cut_from, rng.choice(MODES)):
+                time.sleep(rng.uniform(1.0, 3.0))  # the fault's duration, not a wait for anything
+            time.sleep(rng.uniform(0.3, 1.0))
+        acked = load.acked_count()
+        wait_until(lambda: load.acked_count() > acked + 100, 60, what="acks=all to go on after the last heal")
+        wait_until(lambda: in_sync_on_every_broker(cluster, "flap"), 60, what="every replica back in every ISR")
+        result = load.stop()
+        assert_load_survived(cluster, admin, "flap", 3, result)
