@@ -143,3 +143,24 @@ def test_requests_written_while_the_broker_shuts_down_fail_as_retriable_network_
     wrong = {f"{type(e).__name__}: {e}" for e in errors if not (isinstance(e, NetworkError) and e.retriable)}
     assert not wrong, f"non-retriable errors from a broker shutting down: {sorted(wrong)[:3]}"
     assert not unhandled, f"unretrieved failures: {[c.get('message') for c in unhandled[:3]]}"
+
+
+def test_a_broker_that_failed_a_request_is_asked_last(dev_node) -> None:
+    """A broker that failed a request goes to the end of the list for metadata and admin
+    requests (a reachable but cut-off broker must not be the only one a client hears)."""
+    nobody = f"127.0.0.1:{free_port()}"
+
+    async def scenario() -> None:
+        conns = Connections()
+        try:
+            order = [nobody, dev_node.bootstrap]
+            assert conns.healthy_first(order) == order
+            with pytest.raises(NetworkError):
+                await conns.call(nobody, "Metadata", pb.MetadataRequest(), timeout_s=5)
+            assert conns.healthy_first(order) == [dev_node.bootstrap, nobody]
+            await conns.call(dev_node.bootstrap, "Metadata", pb.MetadataRequest(), timeout_s=5)
+            assert conns.healthy_first([dev_node.bootstrap, nobody]) == [dev_node.bootstrap, nobody]
+        finally:
+            await conns.close()
+
+    asyncio.run(scenario())
