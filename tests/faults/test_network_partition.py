@@ -21,7 +21,7 @@ from network import MODES, Network, with_network
 from nodes import running, wait_until
 from replicas import all_in_sync, in_sync_on_every_broker
 
-from caudal.client import AdminClient, NewTopic
+from caudal.client import AdminClient, NewTopic, Producer
 from caudal.local_cluster import LocalCluster
 
 
@@ -113,3 +113,33 @@ def test_flapping_partitions_under_load_lose_no_acknowledged_record(partitionabl
         wait_until(lambda: in_sync_on_every_broker(cluster, "flap"), 60, what="every replica back in every ISR")
         result = load.stop()
         assert_load_survived(cluster, admin, "flap", 3, result)
+
+
+def test_slow_links_between_nodes_shrink_no_isr(tmp_path) -> None:
+    """Fault matrix F5, delay alone: 200 ± 50 ms on every link between brokers and to the
+    controllers, with Kafka's replica.lag.time.max.ms (30 s), under acks=all load. Followers
+    always have something left to fetch, yet each fetch reaches what the leader had at the
+    previous one, so none counts as lagging: no ISR shrinks, and acks=all keeps going."""
+    cluster = LocalCluster(tmp_path / "cluster", controllers=3, brokers=3)
+    with with_network(cluster) as network, running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
+        admin.create_topics([NewTopic("slow", 3, 3, config={"min.insync.replicas": "2"})])["slow"].result()
+        wait_until(lambda: all_in_sync(admin, "slow"), 20, what="every follower in the ISR")
+        load = ProducerLoad(cluster.bootstrap, "slow", rate=300, request_timeout_ms=10_000).start()
+        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the delay")
+        shrinks_before = _isr_shrinks(cluster)
+        brokers = [node.name for node in cluster.brokers.values()]
+        with network.delayed(brokers, [node.name for node in cluster.nodes()], delay_s=0.2, jitter_s=0.05):
+            with Producer(bootstrap_servers=cluster.bootstrap, acks="all") as probe:
+                probe.send("slow", b"probe-1", partition=0).result(timeout=30)  # connected before timing
+                started = time.monotonic()
+                probe.send("slow", b"probe-2", partition=0).result(timeout=30)
+                assert time.monotonic() - started > 0.25, "acks=all did not wait for the slow follower round trip"
+            acked = load.acked_count()
+            wait_until(lambda: load.acked_count() > acked + 3000, 40, what="3,000 acks=all records over the slow links")
+        assert _isr_shrinks(cluster) == shrinks_before, "a follower left an ISR because of latency alone"
+        result = load.stop()
+        assert_load_survived(cluster, admin, "slow", 3, result)
+
+
+def _isr_shrinks(cluster: LocalCluster) -> int:
+    return sum(node.log_path.read_text(errors="replace").count("event=isr_shrink") for node in cluster.brokers.values())

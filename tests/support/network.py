@@ -8,12 +8,15 @@ through one. A proxy learns which node opened each connection from the kernel's
 socket table (``/proc/net/tcp`` and the node's open files), so a partition cuts
 exactly the links between two groups of nodes while clients still reach everyone.
 
-Two kinds of cut:
+Two kinds of cut (:meth:`Network.partitioned`):
 
 - ``hold``: packets are dropped, connections stay open. Nothing passes either way;
   what was sent is delivered once the partition heals, as TCP retransmission
   would deliver it. A connection opened meanwhile gets no answer either.
 - ``reject``: links are reset and new ones refused, as a firewall sending resets.
+
+And slow links (:meth:`Network.delayed`): every chunk arrives a fixed delay plus
+jitter after it was sent, in order, as over a long-distance link.
 
 Raft traffic between controllers is not proxied: partitioning the quorum itself
 is the controller tests' business.
@@ -23,15 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import ContextManager, Iterable, Iterator
 
 from caudal.client.io_thread import IOThread
 from caudal.local_cluster import LocalCluster, NodeProcess, free_port
 
 CHUNK = 65536
 MODES = ("hold", "reject")
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """What happens to a link: ``mode`` is "hold", "reject" or "delay"."""
+
+    mode: str
+    delay_s: float = 0.0
+    jitter_s: float = 0.0
 
 
 @dataclass(eq=False)
@@ -42,6 +55,7 @@ class _Link:
     target: str
     writers: list[asyncio.StreamWriter]
     open: asyncio.Event = field(default_factory=asyncio.Event)
+    fault: _Fault | None = None
 
 
 class Network:
@@ -52,7 +66,8 @@ class Network:
         self._io = IOThread("network")
         self._servers: list[asyncio.AbstractServer] = []
         self._links: set[_Link] = set()
-        self._cuts: dict[frozenset[str], str] = {}
+        self._faults: dict[frozenset[str], _Fault] = {}
+        self._random = random.Random(7)
 
     def front(self, target: str, target_port: int) -> int:
         """Start a proxy for node ``target`` listening on ``target_port``; returns the proxy's port."""
@@ -64,35 +79,39 @@ class Network:
         self._servers.append(self._io.run(asyncio.start_server(serve, "127.0.0.1", port), 10))
         return port
 
-    @contextmanager
-    def partitioned(self, side_a: Iterable[str], side_b: Iterable[str], mode: str = "hold") -> Iterator[None]:
+    def partitioned(self, side_a: Iterable[str], side_b: Iterable[str], mode: str = "hold") -> ContextManager[None]:
         """Cut every link between a node of ``side_a`` and a node of ``side_b`` until the block ends."""
         assert mode in MODES, mode
-        pairs = [frozenset((a, b)) for a in side_a for b in side_b]
-        self._io.run(self._cut(pairs, mode), 10)
+        return self._faulty(side_a, side_b, _Fault(mode))
+
+    def delayed(self, side_a: Iterable[str], side_b: Iterable[str], delay_s: float, jitter_s: float = 0.0) -> ContextManager[None]:
+        """Delay every link between ``side_a`` and ``side_b`` by ``delay_s`` ± ``jitter_s`` each way, in order."""
+        return self._faulty(side_a, side_b, _Fault("delay", delay_s, jitter_s))
+
+    @contextmanager
+    def _faulty(self, side_a: Iterable[str], side_b: Iterable[str], fault: _Fault) -> Iterator[None]:
+        pairs = [frozenset((a, b)) for a in side_a for b in side_b if a != b]
+        self._io.run(self._set(pairs, fault), 10)
         try:
             yield
         finally:
-            self._io.run(self._heal(pairs), 10)
+            self._io.run(self._set(pairs, None), 10)
 
-    async def _cut(self, pairs: list[frozenset[str]], mode: str) -> None:
+    async def _set(self, pairs: list[frozenset[str]], fault: _Fault | None) -> None:
         for pair in pairs:
-            self._cuts[pair] = mode
-        for link in list(self._links):
-            self._apply(link)
-
-    async def _heal(self, pairs: list[frozenset[str]]) -> None:
-        for pair in pairs:
-            self._cuts.pop(pair, None)
+            if fault is None:
+                self._faults.pop(pair, None)
+            else:
+                self._faults[pair] = fault
         for link in list(self._links):
             self._apply(link)
 
     def _apply(self, link: _Link) -> None:
-        mode = self._cuts.get(frozenset((link.source, link.target))) if link.source else None
-        if mode == "reject":
+        link.fault = self._faults.get(frozenset((link.source, link.target))) if link.source else None
+        if link.fault is not None and link.fault.mode == "reject":
             for writer in link.writers:
                 writer.transport.abort()
-        elif mode == "hold":
+        elif link.fault is not None and link.fault.mode == "hold":
             link.open.clear()
         else:
             link.open.set()
@@ -109,7 +128,10 @@ class Network:
         link = _Link(source, target, [client_writer, server_writer])
         self._links.add(link)
         self._apply(link)
-        pumps = [asyncio.ensure_future(_pump(client_reader, server_writer, link)), asyncio.ensure_future(_pump(server_reader, client_writer, link))]
+        pumps = [
+            asyncio.ensure_future(_pump(client_reader, server_writer, link, self._random)),
+            asyncio.ensure_future(_pump(server_reader, client_writer, link, self._random)),
+        ]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -156,15 +178,29 @@ class Network:
         self._io.stop()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link) -> None:
-    """Copy ``reader`` to ``writer``; while the link is held, data waits here (and TCP pushes back)."""
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link, rng: random.Random) -> None:
+    """Copy ``reader`` to ``writer``. While the link is held, data waits here (and TCP pushes
+    back); while it is delayed, each chunk is written when it is due, never before an earlier one."""
+    loop = asyncio.get_running_loop()
+    due = 0.0
     try:
         while data := await reader.read(CHUNK):
             await link.open.wait()
-            writer.write(data)
-            await writer.drain()
+            fault = link.fault
+            if fault is not None and fault.mode == "delay":
+                due = max(due, loop.time() + fault.delay_s + rng.uniform(-fault.jitter_s, fault.jitter_s))
+            if due > loop.time():
+                loop.call_at(due, _write_unless_closed, writer, data)
+            else:
+                writer.write(data)
+                await writer.drain()
     except OSError:
         pass
+
+
+def _write_unless_closed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    if not writer.is_closing():
+        writer.write(data)
 
 
 def _socket_inode(local_port: int, remote_port: int) -> int | None:
