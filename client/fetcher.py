@@ -15,7 +15,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 from caudal.client.cluster import MetadataManager
 from caudal.client.config import ConsumerConfig
@@ -64,6 +64,8 @@ class Fetcher:
         """Called on the fetcher's loop whenever a completed fetch is posted (wakes a waiting poll)."""
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
         self._buffer_budget = max(2 * config.max_partition_fetch_bytes, 1)
 
     def wakeup(self) -> None:
@@ -130,19 +132,38 @@ class Fetcher:
     # ---- the fetch loop ------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self._reset_positions()
-                self._dispatch()
-            except CaudalError as e:
-                log.debug("event=fetch_round_failed error=%s", e)
-                await asyncio.sleep(self.config.retry_backoff_ms / 1000)
-                continue
-            if any(s.fetch_offset is None and not s.paused for s in self.states.values()):
-                await asyncio.sleep(self.config.retry_backoff_ms / 1000)
-                continue
-            await self._wake.wait()
+        """Fetch until cancelled; the fetches and metadata refreshes it started end with it.
+
+        An asyncio application's loop outlives its consumers, so a fetch left running
+        after ``stop()`` would retry on the closed connections and open new ones.
+        """
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self._reset_positions()
+                    self._dispatch()
+                except CaudalError as e:
+                    log.debug("event=fetch_round_failed error=%s", e)
+                    await asyncio.sleep(self.config.retry_backoff_ms / 1000)
+                    continue
+                if any(s.fetch_offset is None and not s.paused for s in self.states.values()):
+                    await asyncio.sleep(self.config.retry_backoff_ms / 1000)
+                    continue
+                await self._wake.wait()
+        finally:
+            self._stopped = True
+            for task in list(self._tasks):
+                task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None] | None":
+        if self._stopped:
+            coro.close()
+            return None
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _reset_positions(self) -> None:
         missing = [tp for tp, s in self.states.items() if s.fetch_offset is None and not s.paused]
@@ -176,18 +197,19 @@ class Fetcher:
             if address not in self._in_flight:
                 by_leader.setdefault(address, []).append((tp, state))
         for address, parts in by_leader.items():
-            self._in_flight.add(address)
-            task = asyncio.ensure_future(self._fetch(address, parts))
-            task.add_done_callback(lambda t, a=address: self._fetch_done(t, a))
+            task = self._spawn(self._fetch(address, parts))
+            if task is not None:
+                self._in_flight.add(address)
+                task.add_done_callback(lambda t, a=address: self._fetch_done(t, a))
         if needs_metadata:
-            asyncio.ensure_future(self._refresh_then_wake())
+            self._spawn(self._refresh_then_wake())
 
     def _fetch_done(self, task: "asyncio.Task[None]", address: str) -> None:
         self._in_flight.discard(address)
         if not task.cancelled() and task.exception() is not None:
             log.debug("event=fetch_failed address=%s error=%s", address, task.exception())
             asyncio.get_running_loop().call_later(self.config.retry_backoff_ms / 1000, self.wakeup)
-            asyncio.ensure_future(self._refresh_then_wake())
+            self._spawn(self._refresh_then_wake())
         else:
             self.wakeup()
 
@@ -237,7 +259,7 @@ class Fetcher:
             log.info("event=offset_reset topic=%s partition=%d offset=%s policy=%s", tp.topic, tp.partition, state.fetch_offset, self.config.auto_offset_reset)
             state.fetch_offset = None
         elif error.retriable:
-            asyncio.ensure_future(self._refresh_then_wake())
+            self._spawn(self._refresh_then_wake())
         else:
             state.paused = True
             self._post(CompletedFetch(tp, state.epoch, b"", -1, error))

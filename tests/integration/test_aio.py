@@ -55,3 +55,21 @@ def test_asyncio_producer_times_out_on_unknown_topics(dev_node) -> None:
                 await producer.send("never-created", b"x")
 
     asyncio.run(main())
+
+
+def test_a_stopped_asyncio_consumer_leaves_no_fetch_running_on_the_loop(dev_node) -> None:
+    """The application's loop outlives the consumer: its parked fetch must end with it."""
+
+    async def main() -> None:
+        async with AIOAdminClient(bootstrap_servers=dev_node.bootstrap) as admin:
+            await (await admin.create_topics([NewTopic("quiet", num_partitions=2)]))["quiet"]
+        consumer = AIOConsumer(bootstrap_servers=dev_node.bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=5000)
+        await consumer.start()
+        await consumer.assign([TopicPartition("quiet", 0), TopicPartition("quiet", 1)])
+        assert await consumer.poll(timeout_ms=300) == []  # a fetch is now parked on the empty topic
+        await consumer.stop()
+        await asyncio.sleep(0)  # let the cancellations run
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        assert left == [], left
+
+    asyncio.run(main())
