@@ -9,8 +9,8 @@ sends at a fixed rate and measures send-to-poll latency in one process (one cloc
 ``e2e --client asyncio`` runs the same measurement with the asyncio SDK, the
 producer and the consumer on one event loop, as an asyncio service would. The
 blocking clients each hand every request and response between the caller's
-thread and a private I/O thread; on a busy host those GIL hand-offs are a
-measurable share of the latency, and the asyncio SDK has none.
+thread and a private I/O thread; on a busy host those thread hand-offs are a
+measurable share of the latency (BENCHMARKS.md), and the asyncio SDK has none.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class _Link:
 
 
 class Network:
-    """The proxies of one cluster and the partitions currently in force. Use as a context manager."""
+    """The proxies of one cluster and the faults (cuts, delays) currently in force. Use as a context manager."""
 
     def __init__(self, nodes: dict[str, NodeProcess]) -> None:
         self.nodes = nodes
