@@ -1,9 +1,20 @@
-"""``caudal broker``: one broker of a multi-node cluster."""
+"""``caudal broker``: one broker of a multi-node cluster.
+
+When a write fails (disk full, I/O error) the broker's store goes offline: the
+broker hands its leaderships and ISR places to the other replicas (controlled
+shutdown) and stops serving, but the process stays up. It probes its data
+directory until a write and sync succeed there again, then starts over in the
+same process, as a restart would: it reopens its logs, registers with a new
+incarnation, catches up from the leaders and rejoins the ISRs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import logging
+import os
 from pathlib import Path
 
 from prometheus_client import start_http_server
@@ -17,6 +28,9 @@ from caudal.common.server_process import tune_garbage_collector
 from caudal.common.tasks import stop_on_signals
 
 log = logging.getLogger("caudal.broker")
+
+STORAGE_PROBE_INTERVAL_S = 2.0
+"""How often a broker whose store went offline tries a write in its data directory."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,22 +83,74 @@ def main(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     channel = ControllerChannel([a.strip() for a in args.controllers.split(",") if a.strip()])
+    stop = stop_on_signals()
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, addr=host)
+    try:
+        while await _serve_until_storage_fails(args, host, int(port), channel, stop):
+            if stop.is_set() or not await _wait_until_writable(Path(args.data_dir), args.node_id, stop):
+                return 1
+        return 0
+    finally:
+        await channel.close()
+
+
+async def _serve_until_storage_fails(
+    args: argparse.Namespace, host: str, port: int, channel: ControllerChannel, stop: asyncio.Event
+) -> bool:
+    """Run one incarnation of the broker until asked to stop or its store fails; whether it failed."""
     broker = BrokerServer(
-        args.node_id, host, int(port), Path(args.data_dir), rack=args.rack,
+        args.node_id, host, port, Path(args.data_dir), rack=args.rack,
         maintenance_interval_ms=args.retention_check_interval_ms, replica_lag_time_max_ms=args.replica_lag_time_max_ms,
         group_config=group_config(args),
         advertised_listener=args.advertised_listener,
     )
-    stop = stop_on_signals()
-    broker.on_storage_offline = stop.set
+    offline = asyncio.Event()
+    broker.on_storage_offline = offline.set
     try:
         bound = await broker.start(channel, channel)
-        if args.metrics_port is not None:
-            start_http_server(args.metrics_port, addr=host)
         log.info("event=ready bootstrap=%s:%d node=%d cluster_id=%s", host, bound, args.node_id, channel.cluster_id)
-        await stop.wait()
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(offline.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
         log.info("event=shutdown_requested storage_failed=%s", broker.storage_failed)
     finally:
         await broker.stop()
-        await channel.close()
-    return 1 if broker.storage_failed else 0
+    return broker.storage_failed
+
+
+async def _wait_until_writable(data_dir: Path, node_id: int, stop: asyncio.Event) -> bool:
+    """Probe ``data_dir`` until a write and sync succeed there; False if asked to stop first.
+
+    The failed incarnation is dropped first: RocksDB's lock on the directory goes with
+    the last reference to its database.
+    """
+    gc.collect()
+    probe = data_dir / ".storage-probe"
+    log.warning("event=storage_waiting broker=%d data_dir=%s", node_id, data_dir)
+    while not stop.is_set():
+        try:
+            _write_and_sync(probe)
+        except OSError as exc:
+            log.debug("event=storage_probe_failed broker=%d error=%s", node_id, exc)
+            try:
+                await asyncio.wait_for(stop.wait(), STORAGE_PROBE_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+            continue
+        log.warning("event=storage_writable broker=%d data_dir=%s", node_id, data_dir)
+        return True
+    return False
+
+
+def _write_and_sync(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"caudal storage probe\n" * 256)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path.unlink()
