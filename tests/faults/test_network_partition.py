@@ -35,12 +35,32 @@ def partitionable(tmp_path) -> Iterator[tuple[LocalCluster, Network]]:
         yield cluster, network
 
 
-def _one_partition_topic(admin: AdminClient, name: str) -> tuple[int, list[int]]:
-    """Create ``name`` (1 partition, RF=3, min ISR 2) and return its leader and followers once all are in sync."""
-    admin.create_topics([NewTopic(name, 1, 3, config={"min.insync.replicas": "2"})])[name].result()
+def _topic(admin: AdminClient, name: str, partitions: int) -> None:
+    """Create ``name`` (RF=3, min ISR 2) and wait until every follower is in its ISRs."""
+    admin.create_topics([NewTopic(name, partitions, 3, config={"min.insync.replicas": "2"})])[name].result()
     wait_until(lambda: all_in_sync(admin, name), 20, what="every follower in the ISR")
+
+
+def _one_partition_topic(admin: AdminClient, name: str) -> tuple[int, list[int]]:
+    """Create ``name`` with one partition and return its leader and followers once all are in sync."""
+    _topic(admin, name, 1)
     partition = admin.describe_topics([name])[name].partitions[0]
     return partition.leader, [r for r in partition.replicas if r != partition.leader]
+
+
+def _converged_without_loss(
+    cluster: LocalCluster, admin: AdminClient, load: ProducerLoad, topic: str, partitions: int, timeout_s: float, what: str
+) -> None:
+    """After the heal: every broker shows full ISRs; then no acknowledgement lost or doubled, replicas identical."""
+    wait_until(lambda: in_sync_on_every_broker(cluster, topic), timeout_s, what=what)
+    assert_load_survived(cluster, admin, topic, partitions, load.stop())
+
+
+def _load(cluster: LocalCluster, topic: str, **options: object) -> ProducerLoad:
+    """Idempotent acks=all load on ``topic`` at 300 records/s, once its first 100 records are acknowledged."""
+    load = ProducerLoad(cluster.bootstrap, topic, rate=300, **options).start()
+    wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the fault")
+    return load
 
 
 def _isr(admin: AdminClient, topic: str) -> list[int]:
@@ -53,17 +73,14 @@ def test_a_follower_cut_off_from_its_leader_leaves_the_isr_and_rejoins_after_the
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         leader, followers = _one_partition_topic(admin, "cut")
         follower = followers[0]
-        load = ProducerLoad(cluster.bootstrap, "cut", rate=300).start()
-        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the partition")
+        load = _load(cluster, "cut")
         with network.partitioned([f"broker-{follower}"], [f"broker-{leader}"], mode):
             wait_until(lambda: follower not in _isr(admin, "cut"), 15, what="the leader to drop the cut-off follower")
             acked = load.acked_count()
             wait_until(lambda: load.acked_count() > acked + 100, 15, what="acks=all to go on with the ISR down to two")
             assert follower not in _isr(admin, "cut"), "a follower that cannot fetch got back into the ISR"
             assert cluster.brokers[follower].running, "the cut-off follower must stay up"
-        wait_until(lambda: in_sync_on_every_broker(cluster, "cut"), 30, what="the follower back in the ISR after the heal")
-        result = load.stop()
-        assert_load_survived(cluster, admin, "cut", 1, result)
+        _converged_without_loss(cluster, admin, load, "cut", 1, 30, "the follower back in the ISR after the heal")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -73,17 +90,14 @@ def test_a_leader_cut_off_from_brokers_and_controllers_but_not_clients_acknowled
     cluster, network = partitionable
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
         leader, followers = _one_partition_topic(admin, "island")
-        load = ProducerLoad(cluster.bootstrap, "island", rate=300).start()
-        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the partition")
+        load = _load(cluster, "island")
         everyone_else = [f"broker-{b}" for b in followers] + [c.name for c in cluster.controllers.values()]
         with network.partitioned([f"broker-{leader}"], everyone_else, mode):
             acked = load.acked_count()
             wait_until(lambda: load.acked_count() > acked + 100, 40, what="acks=all to go on through a new leader")
-        wait_until(lambda: in_sync_on_every_broker(cluster, "island"), 40, what="the old leader back in the ISR as a follower")
-        result = load.stop()
         # Whatever the isolated leader appended after it was cut off was never acknowledged:
         # it is truncated away, and every acknowledgement is still where it said.
-        assert_load_survived(cluster, admin, "island", 1, result)
+        _converged_without_loss(cluster, admin, load, "island", 1, 40, "the old leader back in the ISR as a follower")
 
 
 def test_flapping_partitions_under_load_lose_no_acknowledged_record(partitionable) -> None:
@@ -94,10 +108,8 @@ def test_flapping_partitions_under_load_lose_no_acknowledged_record(partitionabl
     rng = random.Random(20261206)
     names = [node.name for node in cluster.nodes()]
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("flap", 3, 3, config={"min.insync.replicas": "2"})])["flap"].result()
-        wait_until(lambda: all_in_sync(admin, "flap"), 20, what="every follower in the ISR")
-        load = ProducerLoad(cluster.bootstrap, "flap", rate=300).start()
-        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the first cut")
+        _topic(admin, "flap", 3)
+        load = _load(cluster, "flap")
         deadline = time.monotonic() + 25
         for _ in range(20):
             if time.monotonic() >= deadline:
@@ -110,9 +122,7 @@ def test_flapping_partitions_under_load_lose_no_acknowledged_record(partitionabl
             time.sleep(rng.uniform(0.3, 1.0))
         acked = load.acked_count()
         wait_until(lambda: load.acked_count() > acked + 100, 60, what="acks=all to go on after the last heal")
-        wait_until(lambda: in_sync_on_every_broker(cluster, "flap"), 60, what="every replica back in every ISR")
-        result = load.stop()
-        assert_load_survived(cluster, admin, "flap", 3, result)
+        _converged_without_loss(cluster, admin, load, "flap", 3, 60, "every replica back in every ISR")
 
 
 def test_slow_links_between_nodes_shrink_no_isr(tmp_path) -> None:
@@ -122,10 +132,8 @@ def test_slow_links_between_nodes_shrink_no_isr(tmp_path) -> None:
     previous one, so none counts as lagging: no ISR shrinks, and acks=all keeps going."""
     cluster = LocalCluster(tmp_path / "cluster", controllers=3, brokers=3)
     with with_network(cluster) as network, running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("slow", 3, 3, config={"min.insync.replicas": "2"})])["slow"].result()
-        wait_until(lambda: all_in_sync(admin, "slow"), 20, what="every follower in the ISR")
-        load = ProducerLoad(cluster.bootstrap, "slow", rate=300, request_timeout_ms=10_000).start()
-        wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the delay")
+        _topic(admin, "slow", 3)
+        load = _load(cluster, "slow", request_timeout_ms=10_000)
         shrinks_before = _isr_shrinks(cluster)
         brokers = [node.name for node in cluster.brokers.values()]
         with network.delayed(brokers, [node.name for node in cluster.nodes()], delay_s=0.2, jitter_s=0.05):
