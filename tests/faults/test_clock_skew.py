@@ -26,9 +26,9 @@ from pathlib import Path
 from invariants import Acks, assert_acks_stored_once
 from nodes import running, wait_until
 from reading import read_to_end
-from replicas import all_in_sync, assert_replicas_identical
+from replicas import all_in_sync, assert_replicas_identical, replicated_topic
 
-from caudal.client import AdminClient, Consumer, ConsumerRebalanceListener, NewTopic, Producer, TopicPartition
+from caudal.client import AdminClient, Consumer, ConsumerRebalanceListener, Producer, TopicPartition
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
@@ -96,8 +96,7 @@ def test_wall_clock_steps_move_no_isr_and_drop_no_group_member(tmp_path: Path) -
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         }
     with running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("skew", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["skew"].result()
-        wait_until(lambda: all_in_sync(admin, "skew"), 20, what="every follower in the ISR")
+        replicated_topic(admin, "skew", PARTITIONS)
         before = _produce(cluster.bootstrap, "b")
         rebalances = Rebalances()
         member = Consumer(bootstrap_servers=cluster.bootstrap, group_id="skew-readers", auto_offset_reset="earliest")

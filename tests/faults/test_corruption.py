@@ -16,10 +16,10 @@ from invariants import assert_load_survived
 from load import ProducerLoad
 from nodes import wait_until
 from reading import end_offsets
-from replicas import all_in_sync
+from replicas import all_in_sync, replicated_topic
 from storage_faults import BrokerDisk, flip_a_bit_every
 
-from caudal.client import AdminClient, NewTopic
+from caudal.client import AdminClient
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
@@ -29,8 +29,7 @@ OPENED = re.compile(r"event=partition_opened broker=\d+ topic=rot partition=(\d+
 def test_bit_rot_in_a_stopped_replica_is_detected_and_fetched_again(disks: tuple[LocalCluster, dict[int, BrokerDisk]]) -> None:
     cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("rot", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["rot"].result()
-        wait_until(lambda: all_in_sync(admin, "rot"), 20, what="every follower in the ISR")
+        replicated_topic(admin, "rot", PARTITIONS)
         load = ProducerLoad(cluster.bootstrap, "rot", rate=500).start()
         wait_until(lambda: load.acked_count() > 1000, 30, what="acknowledgements before the stop")
         victim = admin.describe_topics(["rot"])["rot"].partitions[0].leader

@@ -15,10 +15,10 @@ from __future__ import annotations
 from invariants import assert_load_survived
 from load import ProducerLoad
 from nodes import wait_until
-from replicas import all_in_sync, in_sync_on_every_broker
+from replicas import in_sync_on_every_broker, replicated_topic
 from storage_faults import BrokerDisk
 
-from caudal.client import AdminClient, NewTopic
+from caudal.client import AdminClient
 from caudal.local_cluster import LocalCluster, NodeProcess
 
 PARTITIONS = 3
@@ -35,8 +35,7 @@ def test_a_full_disk_takes_its_broker_out_until_space_is_freed_and_the_others_ca
 ) -> None:
     cluster, disk_of = disks
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("full", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["full"].result()
-        wait_until(lambda: all_in_sync(admin, "full"), 20, what="every follower in the ISR")
+        replicated_topic(admin, "full", PARTITIONS)
         load = ProducerLoad(cluster.bootstrap, "full", rate=300).start()
         wait_until(lambda: load.acked_count() > 300, 30, what="acknowledgements before the disk fills")
         for role in ("leader", "follower"):

@@ -19,9 +19,9 @@ from invariants import assert_load_survived
 from load import ProducerLoad
 from network import MODES, Network, with_network
 from nodes import running, wait_until
-from replicas import all_in_sync, in_sync_on_every_broker
+from replicas import in_sync_on_every_broker, replicated_topic
 
-from caudal.client import AdminClient, NewTopic, Producer
+from caudal.client import AdminClient, Producer
 from caudal.local_cluster import LocalCluster
 
 
@@ -35,15 +35,9 @@ def partitionable(tmp_path) -> Iterator[tuple[LocalCluster, Network]]:
         yield cluster, network
 
 
-def _topic(admin: AdminClient, name: str, partitions: int) -> None:
-    """Create ``name`` (RF=3, min ISR 2) and wait until every follower is in its ISRs."""
-    admin.create_topics([NewTopic(name, partitions, 3, config={"min.insync.replicas": "2"})])[name].result()
-    wait_until(lambda: all_in_sync(admin, name), 20, what="every follower in the ISR")
-
-
 def _one_partition_topic(admin: AdminClient, name: str) -> tuple[int, list[int]]:
     """Create ``name`` with one partition and return its leader and followers once all are in sync."""
-    _topic(admin, name, 1)
+    replicated_topic(admin, name, 1)
     partition = admin.describe_topics([name])[name].partitions[0]
     return partition.leader, [r for r in partition.replicas if r != partition.leader]
 
@@ -108,7 +102,7 @@ def test_flapping_partitions_under_load_lose_no_acknowledged_record(partitionabl
     rng = random.Random(20261206)
     names = [node.name for node in cluster.nodes()]
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        _topic(admin, "flap", 3)
+        replicated_topic(admin, "flap", 3)
         load = _load(cluster, "flap")
         deadline = time.monotonic() + 25
         for _ in range(20):
@@ -132,7 +126,7 @@ def test_slow_links_between_nodes_shrink_no_isr(tmp_path) -> None:
     previous one, so none counts as lagging: no ISR shrinks, and acks=all keeps going."""
     cluster = LocalCluster(tmp_path / "cluster", controllers=3, brokers=3)
     with with_network(cluster) as network, running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        _topic(admin, "slow", 3)
+        replicated_topic(admin, "slow", 3)
         load = _load(cluster, "slow", request_timeout_ms=10_000)
         shrinks_before = _isr_shrinks(cluster)
         brokers = [node.name for node in cluster.brokers.values()]

@@ -29,10 +29,10 @@ from invariants import Acks, assert_acks_stored_once, assert_load_survived
 from load import LoadResult, ProducerLoad
 from nodes import running, wait_until
 from reading import end_offsets, read_to_end
-from replicas import all_in_sync, assert_replicas_identical
+from replicas import all_in_sync, assert_replicas_identical, replicated_topic
 from storage_faults import BrokerDisk, build_shim, with_storage_faults
 
-from caudal.client import AdminClient, NewTopic, Producer
+from caudal.client import AdminClient, Producer
 from caudal.local_cluster import LocalCluster
 
 PARTITIONS = 3
@@ -58,9 +58,7 @@ def _produce_through_power_loss(
 ) -> tuple[Acks, LoadResult, int]:
     """Produce, cut the power of ``victims`` ("all" or "leader" of partition 0), restart them, let the
     producer finish: (acks before the cut, the whole load's result, WAL bytes lost)."""
-    config = {"min.insync.replicas": "2", "log.flush.policy": policy}
-    admin.create_topics([NewTopic(topic, PARTITIONS, 3, config=config)])[topic].result()
-    wait_until(lambda: all_in_sync(admin, topic), 20, what="every follower in the ISR")
+    replicated_topic(admin, topic, PARTITIONS, **{"log.flush.policy": policy})
     load = ProducerLoad(cluster.bootstrap, topic, rate=500).start()
     wait_until(lambda: load.acked_count() > 1000, 30, what="acknowledgements before the power cut")
     node_ids = list(cluster.brokers) if victims == "all" else [admin.describe_topics([topic])[topic].partitions[0].leader]
@@ -116,8 +114,7 @@ def test_the_last_replica_standing_keeps_the_high_watermark_and_every_acknowledg
     cluster = LocalCluster(tmp_path / "cluster", 3, 3, session_timeout_ms=20_000, broker_args=["--replica-lag-time-max-ms", "1500"])
     disk_of = with_storage_faults(cluster, build_shim(tmp_path / "shim"))
     with running(cluster), AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("last", 1, 3, config={"min.insync.replicas": "2"})])["last"].result()
-        wait_until(lambda: all_in_sync(admin, "last"), 20, what="every follower in the ISR")
+        replicated_topic(admin, "last", 1)
         with Producer(bootstrap_servers=cluster.bootstrap, acks="all") as producer:
             acked = {(0, md.offset): f"a{i}".encode() for i, md in enumerate(
                 [producer.send("last", value=f"a{i}".encode(), partition=0).result(timeout=30) for i in range(200)]

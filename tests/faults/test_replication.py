@@ -10,9 +10,9 @@ from invariants import assert_acks_stored_once
 from load import ProducerLoad
 from nodes import running, wait_until
 from reading import read_all
-from replicas import all_in_sync, assert_replicas_identical, in_sync_on_every_broker
+from replicas import all_in_sync, assert_replicas_identical, in_sync_on_every_broker, replicated_topic
 
-from caudal.client import AdminClient, NewTopic, Producer
+from caudal.client import AdminClient, Producer
 from caudal.common.errors import NotEnoughReplicasError
 from caudal.local_cluster import LocalCluster
 
@@ -25,8 +25,7 @@ def _read_all(bootstrap: str, topic: str, expected: int) -> dict[int, list]:
 
 def test_acked_records_survive_killing_the_leaders(cluster) -> None:
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        admin.create_topics([NewTopic("orders", PARTITIONS, 3, config={"min.insync.replicas": "2"})])["orders"].result()
-        wait_until(lambda: all_in_sync(admin, "orders"), 20, what="every follower in the ISR")
+        replicated_topic(admin, "orders", PARTITIONS)
         acked: dict[tuple[int, int], bytes] = {}
         with Producer(bootstrap_servers=cluster.bootstrap, acks="all", retries=50, request_timeout_ms=5000, delivery_timeout_ms=60000) as producer:
             futures = [(f"v{i}".encode(), producer.send("orders", value=f"v{i}".encode(), key=str(i % 50).encode())) for i in range(3000)]
@@ -55,14 +54,9 @@ def _read_values(bootstrap: str, topic: str, expected: int) -> list[bytes]:
     return [r.value for recs in got.values() for r in recs]
 
 
-def _topic(admin: AdminClient, name: str) -> None:
-    admin.create_topics([NewTopic(name, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[name].result()
-    wait_until(lambda: all_in_sync(admin, name), 20, what="every follower in the ISR")
-
-
 def test_rolling_restart_under_load_loses_nothing(cluster) -> None:
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        _topic(admin, "rolling")
+        replicated_topic(admin, "rolling", PARTITIONS)
         load = ProducerLoad(cluster.bootstrap, "rolling", rate=500).start()
         wait_until(lambda: load.acked_count() > 200, 20, what="the load to get going")
         for node_id, node in cluster.brokers.items():
@@ -80,7 +74,7 @@ def test_rolling_restart_under_load_loses_nothing(cluster) -> None:
 
 def test_two_replicas_down_refuses_acks_all_then_recovers(cluster) -> None:
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        _topic(admin, "strict")
+        replicated_topic(admin, "strict", PARTITIONS)
         with Producer(bootstrap_servers=cluster.bootstrap, acks="all") as producer:
             before = [producer.send("strict", value=f"b{i}".encode(), partition=0).result(timeout=30) for i in range(20)]
         leader = admin.describe_topics(["strict"])["strict"].partitions[0].leader
@@ -110,7 +104,7 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(tmp_path) -> None:
     )
     with running(cluster):
         with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-            _topic(admin, "lag")
+            replicated_topic(admin, "lag", PARTITIONS)
             partition = admin.describe_topics(["lag"])["lag"].partitions[0]
             follower = next(r for r in partition.replicas if r != partition.leader)
             load = ProducerLoad(cluster.bootstrap, "lag", rate=300, acks="all").start()
@@ -144,7 +138,7 @@ def _check_no_loss(cluster, topic: str, result) -> None:  # noqa: ANN001
 
 def test_killing_leaders_repeatedly_under_load_loses_nothing(cluster) -> None:
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        _topic(admin, "churn")
+        replicated_topic(admin, "churn", PARTITIONS)
         load = ProducerLoad(cluster.bootstrap, "churn", rate=400).start()
         for _ in range(3):
             wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the next kill")
@@ -163,7 +157,7 @@ def test_killing_leaders_repeatedly_under_load_loses_nothing(cluster) -> None:
 @pytest.mark.slow
 def test_paused_leader_loses_leadership_and_converges(cluster) -> None:
     with AdminClient(bootstrap_servers=cluster.bootstrap) as admin:
-        _topic(admin, "paused")
+        replicated_topic(admin, "paused", PARTITIONS)
         load = ProducerLoad(cluster.bootstrap, "paused", rate=300).start()
         wait_until(lambda: load.acked_count() > 100, 30, what="acknowledgements before the pause")
         old = _leader_of(admin, "paused")

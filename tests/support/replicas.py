@@ -6,14 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+from nodes import wait_until
 
 from caudal.broker.log import PartitionLog
 from caudal.broker.storage import Store
-from caudal.client import AdminClient
+from caudal.client import AdminClient, NewTopic
 from caudal.common.topic_config import TopicConfig
 from caudal.local_cluster import LocalCluster
 from caudal.v1 import broker_pb2 as pb
 from caudal.v1 import broker_pb2_grpc
+
+
+def replicated_topic(admin: AdminClient, name: str, partitions: int, **config: str) -> None:
+    """Create ``name`` with RF=3 and ``min.insync.replicas=2`` (plus ``config``), and wait
+    until every follower is in its ISRs: the fault tests' starting point."""
+    admin.create_topics([NewTopic(name, partitions, 3, config={"min.insync.replicas": "2", **config})])[name].result()
+    wait_until(lambda: all_in_sync(admin, name), 20, what="every follower in the ISR")
 
 
 def all_in_sync(admin: AdminClient, topic: str, replicas: int = 3) -> bool:
